@@ -1,0 +1,301 @@
+"""The ``pipeline`` command line.
+
+    pipeline validate FILE [--json]            statistics, or every error with its place
+    pipeline convert FILE --to chat-jsonl --out OUT
+    pipeline train FILE --out DIR [options]    train locally; run again to resume
+
+Exit codes: 0 success, 1 platform or internal error, 2 bad input or settings,
+130 interrupted (a checkpoint was saved; run the same command to resume).
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+import click
+
+from shared.errors import Interrupted, PipelineError
+
+EXIT_INTERNAL, EXIT_USER, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def _fail(exc: PipelineError, as_json: bool = False) -> None:
+    if as_json:
+        click.echo(json.dumps({"ok": False, "error": exc.to_dict()}, indent=2))
+    else:
+        click.secho(f"error: {exc.message}", fg="red", err=True)
+        if exc.fix:
+            click.echo(f"fix: {exc.fix}", err=True)
+    if isinstance(exc, Interrupted):
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_USER if exc.error_type.is_user_error else EXIT_INTERNAL)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Train LoRA adapters on conversation datasets, and prove the data works."""
+
+
+# ------------------------------------------------------------------------ validate
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print statistics or errors as JSON.")
+@click.option("--format", "fmt", type=click.Choice(["brightrun-lora-v4", "chat-jsonl"]),
+              help="Skip format detection.")
+@click.option("--base-model", default=None,
+              help="Count tokens with this model's tokenizer (default: the embedded model's, "
+                   "when the training extras are installed).")
+@click.option("--estimate-tokens", is_flag=True, help="Estimate tokens without a tokenizer.")
+@click.option("--min-quality", type=click.IntRange(1, 5), help="Drop pairs scored below this.")
+def validate(file, as_json, fmt, base_model, estimate_tokens, min_quality):
+    """Check a dataset file: exit 0 with statistics, or non-zero with every error."""
+    from shared.dataset import describe, load_dataset, min_quality as by_quality
+    try:
+        dataset = by_quality(load_dataset(file, fmt=fmt), min_quality)
+        counter = None if estimate_tokens else _token_counter(base_model)
+        stats = describe(dataset, counter)
+    except PipelineError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        click.echo(json.dumps({"ok": True, "file": str(file), "stats": stats}, indent=2))
+        return
+    _print_stats(file, stats)
+
+
+def _token_counter(base_model: str | None):
+    try:
+        from handler import models
+        from handler.tokenization import render
+    except ImportError:
+        if base_model:
+            raise click.UsageError("--base-model needs the training extras: pip install '.[handler]'")
+        return None
+    name = base_model or models.EMBEDDED
+    try:
+        location = models.materialize(models.resolve(name))
+        tok = models.load_tokenizer(location, name)
+    except PipelineError:
+        if base_model:
+            raise
+        return None
+    return lambda seq: len(tok(render(tok, seq.messages), add_special_tokens=False)["input_ids"])
+
+
+def _print_stats(file, s: dict) -> None:
+    click.secho(f"{file}: valid {s['format']}", fg="green")
+    click.echo(f"  conversations      {s['conversations']}")
+    click.echo(f"  training pairs     {s['trainable_pairs']} of {s['pairs']} "
+               f"({s['skipped_null_targets']} with a null target skipped"
+               + (f", {s['skipped_low_quality']} below the quality minimum" if s['skipped_low_quality'] else "")
+               + ")")
+    t, f = s["tokens"], s["folding"]
+    click.echo(f"  tokens             {t['folded']:,} folded, {t['unfolded']:,} pair by pair "
+               f"({t['saved_pct']}% saved; {t['counted_with']})")
+    click.echo(f"  folding            {f['pairs']} pairs in {f['sequences']} sequences, "
+               f"{f['folded_pairs']} pairs folded")
+    if s["quality_scores"]:
+        dist = ", ".join(f"{k}: {v}" for k, v in s["quality_scores"].items())
+        click.echo(f"  quality scores     mean {s['quality_mean']} ({dist})")
+    for key, dist in s["scaffolding"].items():
+        if dist:
+            click.echo(f"  {key:<18} " + ", ".join(f"{k} {v}" for k, v in dist.items()))
+    for w in s["warnings"]:
+        click.secho(f"  warning: {w}", fg="yellow")
+
+
+# ------------------------------------------------------------------------ convert
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--to", "target", type=click.Choice(["chat-jsonl"]), required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--fold/--pairs", default=False,
+              help="One line per folded conversation (earlier replies weight 0) or, by "
+                   "default, one line per training pair.")
+@click.option("--min-quality", type=click.IntRange(1, 5))
+def convert(file, target, out, fold, min_quality):
+    """Convert a dataset to chat JSONL, to inspect exactly what is trained on."""
+    from shared.dataset import load_dataset, min_quality as by_quality, to_chat_jsonl, to_sequences
+    try:
+        dataset = by_quality(load_dataset(file), min_quality)
+    except PipelineError as exc:
+        _fail(exc)
+    sequences = to_sequences(dataset.conversations, fold=fold)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for line in to_chat_jsonl(sequences):
+                fh.write(line + "\n")
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    click.echo(f"wrote {len(sequences)} lines ({sum(s.n_targets for s in sequences)} training "
+               f"pairs) to {out}")
+
+
+# ------------------------------------------------------------------------ train
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run directory: checkpoints, adapter/, metrics.jsonl, summary.json.")
+@click.option("--preset", type=click.Choice(["conservative", "balanced", "aggressive"]),
+              default="balanced", show_default=True)
+@click.option("--base-model", default="embedded", show_default=True,
+              help="'embedded', a model directory, a .gguf file or a Hugging Face id.")
+@click.option("--method", type=click.Choice(["lora", "qlora"]), default="lora", show_default=True)
+@click.option("--epochs", "num_epochs", type=int, help="Override the preset's num_epochs.")
+@click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
+@click.option("--batch-size", type=int, help="Training pairs per micro-batch.")
+@click.option("--grad-accum", "gradient_accumulation_steps", type=int)
+@click.option("--learning-rate", type=float)
+@click.option("--lora-r", type=int)
+@click.option("--lora-alpha", type=float)
+@click.option("--max-seq-length", type=int)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--checkpoint-every", type=int, default=100, show_default=True,
+              help="Save a checkpoint every N optimizer steps.")
+@click.option("--validation-fraction", type=float, default=0.2, show_default=True)
+@click.option("--min-quality", type=click.IntRange(1, 5))
+@click.option("--fold/--no-fold", default=True, show_default=True,
+              help="Fold each conversation's pairs into one sequence where exact.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(file, out_dir, preset, base_model, method, seed, checkpoint_every,
+          validation_fraction, min_quality, fold, quiet, **overrides):
+    """Train a LoRA adapter on FILE; run again on the same --out to resume."""
+    from shared.dataset import load_dataset
+    from shared.job_input import Hyperparameters, JobInput
+    from shared.storage import LocalStorage
+
+    try:
+        load_dataset(file)   # every problem reported before anything is written
+        hp = Hyperparameters.for_preset(preset, overrides)
+        data = file.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        job = JobInput.parse({
+            "job_id": "local", "attempt": 1,
+            "dataset": {"key": f"dataset/{sha[:16]}{''.join(file.suffixes[-1:]) or '.json'}",
+                        "sha256": sha},
+            "base_model": base_model, "method": method, "preset": preset,
+            "hyperparameters": hp.model_dump(mode="json"),
+            "checkpoint": {"every_steps": checkpoint_every, "prefix": ""},
+            "validation": {"fraction": validation_fraction, "seed": seed},
+            "data": {"fold": fold, "min_quality_score": min_quality},
+            "seed": seed,
+        })
+    except PipelineError as exc:
+        _fail(exc)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(out_dir / ".lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        click.secho(f"error: another run is using {out_dir}", fg="red", err=True)
+        sys.exit(EXIT_USER)
+    storage = LocalStorage(out_dir)
+    if not storage.exists(job.dataset.key):
+        storage.put_bytes(job.dataset.key, data)
+
+    stop = _StopFlag()
+    _run_training(job, storage, out_dir, stop, quiet)
+
+
+class _StopFlag:
+    """First Ctrl-C or SIGTERM: checkpoint after this step and exit. Second Ctrl-C: now."""
+
+    def __init__(self):
+        self.requested = False
+        signal.signal(signal.SIGINT, self._handle)
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        click.echo("\nstopping: saving a checkpoint after this step (Ctrl-C again to quit now)",
+                   err=True)
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+def _run_training(job, storage, out_dir: Path, stop, quiet: bool) -> None:
+    from handler.recipe import Recipe
+    from tqdm import tqdm
+
+    bar = None
+    summary = None
+    try:
+        for event in Recipe(job, storage, should_stop=stop).run():
+            kind = event["type"]
+            if kind == "stage":
+                if bar is None:
+                    note = f" ({event['message']})" if event.get("message") else ""
+                    click.echo(f"[{event['stage']}]{note}", err=True)
+            elif kind == "warning":
+                (bar.write if bar else lambda m: click.echo(m, err=True))(
+                    click.style(f"warning: {event['message']}", fg="yellow"))
+            elif kind == "metrics":
+                if bar is None and not quiet:
+                    bar = tqdm(total=event["total_steps"], initial=event["step"] - 1,
+                               desc="training", unit="step", file=sys.stderr, dynamic_ncols=True)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{event['loss']:.4f}", lr=f"{event['lr']:.2e}",
+                                    tok_s=f"{event['tokens_per_second']:.0f}")
+                    bar.update(1)
+            elif kind == "checkpoint" and bar is not None:
+                bar.write(f"checkpoint at step {event['step']}")
+            elif kind == "completed":
+                summary = event["summary"]
+            if bar is not None and kind == "stage" and event["stage"] != "training":
+                bar.close()
+                bar = None
+                click.echo(f"[{event['stage']}]", err=True)
+    except PipelineError as exc:
+        if bar is not None:
+            bar.close()
+        _fail(exc)
+    except KeyboardInterrupt:
+        click.secho("\nstopped without a checkpoint; the run resumes from the last one",
+                    fg="yellow", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # the platform's fault, not the user's: keep the trace
+        log = out_dir / "error.log"
+        log.write_text(traceback.format_exc())
+        click.secho(f"internal error: {type(exc).__name__}: {exc}", fg="red", err=True)
+        click.echo(f"the full trace is in {log}", err=True)
+        sys.exit(EXIT_INTERNAL)
+    finally:
+        if bar is not None:
+            bar.close()
+    _print_result(out_dir, summary)
+
+
+def _print_result(out_dir: Path, s: dict) -> None:
+    ev = s["eval"]
+    d = s["data"]
+    click.echo("")
+    click.echo(f"trained {s['steps']} steps on {d['train_pairs']} pairs "
+               f"({d['train_conversations']} conversations), {s['train_tokens']:,} tokens, "
+               f"padding {100 * s['padding_fraction']:.1f}%")
+    click.echo(f"held-out: {ev['conversations']} conversations, {ev['targets']} replies, "
+               f"{ev['tokens']:,} target tokens")
+    click.echo(f"  {'':10}{'loss':>10}{'perplexity':>12}")
+    click.echo(f"  {'base':10}{ev['base']['loss']:>10.4f}{ev['base']['perplexity']:>12.3f}")
+    click.echo(f"  {'adapter':10}{ev['trained']['loss']:>10.4f}{ev['trained']['perplexity']:>12.3f}")
+    pct = ev["improvement_pct"]
+    colour = "green" if pct > 0 else "red"
+    click.secho(f"  perplexity {'improved' if pct > 0 else 'worsened'} by {abs(pct):.1f}%", fg=colour)
+    click.echo(f"adapter: {out_dir / 'adapter'}   summary: {out_dir / 'summary.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Optimizer steps and micro-batches.
+
+A preset's ``batch_size x gradient_accumulation_steps`` means training pairs (targets) per
+optimizer step, folded or not: each epoch's shuffled sequences are grouped into steps of
+that many targets, so folding changes the cost, not the optimisation. The loss of a step
+is the mean over all its target tokens (as with a token-normalised pair-expanded batch).
+
+Within a step, sequences are sorted by length and packed into micro-batches of at most
+``batch_size x max_seq_length`` padded tokens, so little compute goes to padding.
+"""
+from __future__ import annotations
+
+import random
+
+
+def plan_epoch(n_targets: list[int], targets_per_step: int, seed: int, epoch: int) -> list[list[int]]:
+    """Sequence indices for each optimizer step of one epoch; deterministic in (seed, epoch).
+
+    >>> plan_epoch([1, 1, 1, 1, 1], 2, seed=0, epoch=0)
+    [[2, 3], [1, 0], [4]]
+    >>> [sum([3, 1, 2][i] for i in s) >= 2 for s in plan_epoch([3, 1, 2], 2, 0, 0)]
+    [True, True]
+    """
+    order = list(range(len(n_targets)))
+    random.Random(f"{seed}:{epoch}").shuffle(order)
+    steps, current, count = [], [], 0
+    for i in order:
+        current.append(i)
+        count += n_targets[i]
+        if count >= targets_per_step:
+            steps.append(current)
+            current, count = [], 0
+    if current:
+        steps.append(current)
+    return steps
+
+
+def plan(n_targets: list[int], targets_per_step: int, seed: int, num_epochs: int,
+         max_steps: int | None = None) -> list[tuple[int, list[int]]]:
+    """Every optimizer step of the run as (epoch, sequence indices)."""
+    steps = [(epoch, s) for epoch in range(num_epochs)
+             for s in plan_epoch(n_targets, targets_per_step, seed, epoch)]
+    return steps[:max_steps] if max_steps else steps
+
+
+def micro_batches(indices: list[int], lengths: list[int], token_budget: int) -> list[list[int]]:
+    """Pack a step's sequences, longest first, into micro-batches whose padded size
+    (rows x longest row) stays within ``token_budget``; a longer row gets its own batch.
+
+    >>> micro_batches([0, 1, 2, 3], [10, 50, 12, 48], token_budget=100)
+    [[1, 3], [2, 0]]
+    """
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in sorted(indices, key=lambda i: (-lengths[i], i)):
+        # Sorted longest first, so the batch's first row sets its padded width.
+        if current and (len(current) + 1) * lengths[current[0]] > token_budget:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches

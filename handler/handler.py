@@ -1,0 +1,107 @@
+"""The RunPod Serverless worker: a generator handler that runs the training recipe.
+
+Input (``job["input"]``), the job input of ``shared.job_input.JobInput``::
+
+    {
+      "job_id": "tj_123",              # the training job (checkpoints are keyed by it)
+      "attempt": 1,                    # control plane's attempt number
+      "dataset": {"key": "training-files/ab12.json", "sha256": "<64 hex>",
+                  "format": "brightrun-lora-v4" | "chat-jsonl" | null},
+      "base_model": "embedded" | "<model dir>" | "<file>.gguf" | "<hub id>",
+      "method": "qlora" | "lora",
+      "preset": "conservative" | "balanced" | "aggressive",
+      "hyperparameters": {"num_epochs", "batch_size", "gradient_accumulation_steps",
+                          "learning_rate", "lora_r", "lora_alpha", "lora_dropout",
+                          "target_modules", "warmup_ratio", "max_seq_length",
+                          "max_steps", "lr_scheduler", "weight_decay", "max_grad_norm"},
+      "checkpoint": {"every_steps": 100, "prefix": "jobs/tj_123"},
+      "validation": {"fraction": 0.2, "seed": 42},
+      "data": {"fold": true, "min_quality_score": null},
+      "seed": 42
+    }
+
+Unknown fields are refused; no secret ever travels in the input. The worker reads its own
+environment: ``STORAGE_BACKEND`` / ``STORAGE_LOCAL_ROOT`` (object storage), ``HF_TOKEN``
+(gated base models), ``BRIGHTRUN_MODEL_CACHE`` (converted-model cache; point it at the
+network volume).
+
+Yields the events of ``shared.events`` in order (stage, metrics, checkpoint, evaluation,
+artifact, warning, completed). A failure yields one ``error`` event, which RunPod turns into
+the FAILED job's output. On SIGTERM (a reclaimed worker) the recipe checkpoints after the
+current step and the stream ends without ``completed``: the control plane dispatches a new
+attempt, which resumes from that checkpoint. A re-run of the same job by RunPod resumes too.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+
+# Heavy imports happen once, when the worker starts, not per job.
+import torch  # noqa: F401
+import transformers  # noqa: F401
+import peft  # noqa: F401
+
+from handler.recipe import Recipe
+from shared.errors import ConfigError, Interrupted, PipelineError
+from shared.events import EventStream
+from shared.job_input import JobInput
+from shared.storage import storage_from_env
+
+_stop = threading.Event()
+_installed = False
+
+
+def _install_sigterm() -> None:
+    """Chain a checkpoint request in front of the worker's own SIGTERM handling."""
+    global _installed
+    if _installed or threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):
+        _stop.set()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)
+    _installed = True
+
+
+def _error_event(stream: EventStream, exc: Exception) -> dict:
+    if isinstance(exc, PipelineError):
+        info = exc.to_dict()
+        info.pop("problems", None), info.pop("count", None)
+    elif isinstance(exc, torch.cuda.OutOfMemoryError):
+        info = {"type": "out_of_memory", "user_error": False,
+                "message": "the GPU ran out of memory", "fix": "Reduce batch_size or "
+                "max_seq_length, or use the qlora method."}
+    else:
+        info = {"type": "internal", "user_error": False,
+                "message": f"{type(exc).__name__}: {exc}", "fix": None}
+    return stream.make("error", error=info)
+
+
+def handler(job: dict):
+    """Run one training job attempt, yielding its events."""
+    _install_sigterm()
+    raw = job.get("input") or {}
+    try:
+        job_input = JobInput.parse(raw)
+    except ConfigError as exc:
+        job_id = raw.get("job_id") if isinstance(raw, dict) and isinstance(raw.get("job_id"), str) else str(job.get("id", "unknown"))
+        attempt = raw.get("attempt") if isinstance(raw, dict) and isinstance(raw.get("attempt"), int) and raw["attempt"] >= 1 else 1
+        yield _error_event(EventStream(job_id, attempt), exc)
+        return
+    recipe = Recipe(job_input, storage_from_env(), should_stop=_stop.is_set)
+    try:
+        yield from recipe.run()
+    except Interrupted as exc:
+        yield recipe.events.make("warning", code="interrupted", message=exc.message)
+    except Exception as exc:  # noqa: BLE001 - every failure is reported as an event
+        yield _error_event(recipe.events, exc)
+
+
+if __name__ == "__main__":
+    import runpod
+
+    runpod.serverless.start({"handler": handler, "return_aggregate_stream": False})

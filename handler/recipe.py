@@ -1,0 +1,447 @@
+"""The training recipe: validate -> set up data, model, optimizer, scheduler -> train ->
+checkpoint -> evaluate -> save. It is a generator of the events of ``shared.events``; the
+command line and the RunPod handler both drive it.
+
+Everything the recipe writes goes through the storage interface under the job's prefix:
+
+    <prefix>/checkpoints/step-00000100/   adapter weights, optimizer, scheduler, RNG, state
+    <prefix>/adapter/                     the final adapter in PEFT format, with tokenizer
+    <prefix>/metrics.jsonl                one line per optimizer step
+    <prefix>/summary.json                 written last: its presence means the run is done
+
+On start the recipe resumes from the newest complete checkpoint whose run matches this
+job input, so a re-run of the same job after a lost worker continues where it stopped,
+and ends with the same adapter as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from handler import batching, checkpoint, models
+from handler.tokenization import EncodedSplit, encode_conversations
+from shared.dataset import min_quality, parse_bytes, split_conversations
+from shared.dataset.folding import fold_conversation, single
+from shared.errors import CheckpointMismatch, DatasetError, Interrupted, Problem, StorageError
+from shared.events import EventStream
+from shared.job_input import JobInput
+from shared.storage import Storage, join
+
+FEW_STEPS = 10
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    tokens: int
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(min(self.loss, 50.0))
+
+    def to_dict(self) -> dict:
+        return {"loss": round(self.loss, 6), "perplexity": round(self.perplexity, 4)}
+
+
+def improvement_pct(base: Evaluation, trained: Evaluation) -> float:
+    """How much lower the adapter's held-out perplexity is than the base model's, in %."""
+    return round(100.0 * (base.perplexity - trained.perplexity) / base.perplexity, 2)
+
+
+class Recipe:
+    def __init__(self, job: JobInput, storage: Storage, *,
+                 should_stop: Callable[[], bool] = lambda: False):
+        self.job = job
+        self.hp = job.hyperparameters
+        self.storage = storage
+        self.prefix = job.checkpoint.prefix
+        self.should_stop = should_stop
+        self.events = EventStream(job.job_id, job.attempt)
+        self.device = models.device()
+        # Training state: everything here is saved in, and restored from, a checkpoint.
+        self.step = 0
+        self.train_tokens = 0
+        self.padded_tokens = 0
+        self.elapsed = 0.0
+        self.resumes = 0
+        self.metrics: list[dict] = []
+        self.last_checkpoint_step = 0
+
+    # ---------------------------------------------------------------- the whole run
+    def run(self) -> Iterator[dict]:
+        ev = self.events
+        done = self._finished_summary()
+        if done is not None:
+            yield ev.make("completed", summary=done)
+            return
+
+        yield ev.make("stage", stage="preprocessing")
+        source = models.resolve(self.job.base_model)
+        self.model_location = models.materialize(source)
+        self.tokenizer = models.load_tokenizer(self.model_location, self.job.base_model)
+        yield from self._prepare_data()
+
+        yield ev.make("stage", stage="model_loading")
+        self._setup_model()
+        resumed_from = self._resume()
+        self.plan = batching.plan([e.n_targets for e in self.train.sequences],
+                                  self.hp.targets_per_step, self.job.seed, self.hp.num_epochs,
+                                  self.hp.max_steps)
+        self.total_steps = len(self.plan)
+        self._setup_scheduler(resumed_from)
+        if self.total_steps < FEW_STEPS and not resumed_from:
+            yield ev.make("warning", code="few_steps", message=(
+                f"the training split gives only {self.total_steps} optimizer steps at "
+                f"{self.hp.targets_per_step} training pairs a step "
+                f"({self.hp.batch_size} x {self.hp.gradient_accumulation_steps}): the adapter may "
+                "learn little. Use more data, more epochs, or a smaller batch_size."))
+
+        message = f"resumed from step {resumed_from.step}" if resumed_from else None
+        yield ev.make("stage", stage="training", message=message)
+        yield from self._train()
+
+        yield ev.make("stage", stage="evaluating")
+        base, trained = self._evaluate()
+        self.evaluation = {
+            "conversations": len({e.conversation_id for e in self.val.sequences}),
+            "targets": self.val.targets, "tokens": base.tokens,
+            "base": base.to_dict(), "trained": trained.to_dict(),
+            "improvement_pct": improvement_pct(base, trained)}
+        yield ev.make("evaluation", **self.evaluation)
+
+        yield ev.make("stage", stage="finalizing")
+        yield from self._save_outputs()
+        yield ev.make("completed", summary=self.summary)
+
+    # ---------------------------------------------------------------- data
+    def _prepare_data(self) -> Iterator[dict]:
+        ref = self.job.dataset
+        try:
+            raw = self.storage.get_bytes(ref.key)
+        except StorageError as exc:
+            raise DatasetError([Problem("dataset", f"could not be read from storage: {exc}",
+                                        "key")]) from exc
+        if hashlib.sha256(raw).hexdigest() != ref.sha256:
+            raise DatasetError([Problem("dataset", f"{ref.key} does not match its sha256: "
+                                        "the file changed after it was recorded", "sha256")])
+        dataset = min_quality(parse_bytes(raw, name=ref.key, fmt=ref.format),
+                              self.job.data.min_quality_score)
+        if not dataset.conversations:
+            raise DatasetError([Problem("dataset", "no training pair is left after the minimum "
+                                        f"quality filter ({self.job.data.min_quality_score})")])
+        self.dataset = dataset
+        train_convs, val_convs = split_conversations(
+            dataset.conversations, self.job.validation.fraction, self.job.validation.seed)
+        sequences_of = fold_conversation if self.job.data.fold else (
+            lambda conv: [single(e) for e in conv.examples])
+        max_len = self.hp.max_seq_length
+        self.train = encode_conversations(self.tokenizer, train_convs, sequences_of, max_len)
+        self.val = encode_conversations(self.tokenizer, val_convs, sequences_of, max_len)
+        for warning in dataset.warnings:
+            yield self.events.make("warning", code="dataset_metadata", message=warning)
+        dropped = self.train.dropped_too_long + self.val.dropped_too_long
+        if dropped:
+            yield self.events.make("warning", code="too_long", message=(
+                f"{len(dropped)} training pairs end beyond max_seq_length={max_len} tokens and "
+                f"are not trained or scored (first: {', '.join(dropped[:5])})"))
+        unfolded = self.train.unfolded_conversations + self.val.unfolded_conversations
+        if unfolded:
+            yield self.events.make("warning", code="not_folded", message=(
+                f"{len(unfolded)} conversations could not be folded exactly with this "
+                f"tokenizer and are trained pair by pair (first: {', '.join(unfolded[:5])})"))
+        if not self.train.sequences:
+            raise DatasetError([Problem("dataset", "no training pair fits in max_seq_length="
+                                        f"{max_len} tokens")])
+        if self.job.validation.fraction > 0 and not self.val.sequences:
+            raise DatasetError([Problem("dataset", "no held-out pair fits in max_seq_length="
+                                        f"{max_len} tokens")])
+
+    def data_summary(self) -> dict:
+        tr, va = self.train, self.val
+        unfolded = tr.tokens_unfolded + va.tokens_unfolded
+        folded = tr.tokens + va.tokens
+        return {
+            "format": self.dataset.format,
+            "conversations": len(self.dataset.conversations),
+            "train_conversations": len({e.conversation_id for e in tr.sequences}),
+            "validation_conversations": len({e.conversation_id for e in va.sequences}),
+            "pairs": self.dataset.pairs_total,
+            "skipped_null_targets": self.dataset.skipped_null_targets,
+            "skipped_low_quality": self.dataset.skipped_low_quality,
+            "train_pairs": tr.targets, "validation_pairs": va.targets,
+            "dropped_too_long": len(tr.dropped_too_long) + len(va.dropped_too_long),
+            "folding": {
+                "enabled": self.job.data.fold,
+                "sequences": len(tr.sequences) + len(va.sequences),
+                "folded_pairs": sum(e.n_targets for e in tr.sequences + va.sequences if e.n_targets > 1),
+                "tokens_unfolded": unfolded, "tokens_folded": folded,
+                "tokens_saved_pct": round(100 * (1 - folded / unfolded), 1) if unfolded else 0.0,
+                "unfolded_conversations": len(tr.unfolded_conversations) + len(va.unfolded_conversations),
+            },
+            "train_tokens_per_epoch": tr.tokens,
+            "train_target_tokens_per_epoch": tr.target_tokens,
+        }
+
+    # ---------------------------------------------------------------- model
+    def _setup_model(self) -> None:
+        random.seed(self.job.seed)
+        torch.manual_seed(self.job.seed)
+        base = models.load_model(self.model_location, self.job.base_model, self.job.method)
+        self.model = models.attach_lora(base, self.hp, self.job.seed)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=self.hp.learning_rate,
+                                           weight_decay=self.hp.weight_decay)
+
+    def _setup_scheduler(self, resumed_from) -> None:
+        from transformers import get_scheduler
+        warmup = math.ceil(self.total_steps * self.hp.warmup_ratio)
+        self.scheduler = get_scheduler(self.hp.lr_scheduler, self.optimizer,
+                                       num_warmup_steps=warmup,
+                                       num_training_steps=self.total_steps)
+        if resumed_from is not None:
+            self.scheduler.load_state_dict(self._resume_state["scheduler"])
+            _set_rng_state(self._resume_state["rng"])
+
+    # ---------------------------------------------------------------- checkpoints
+    def _resume(self):
+        """Load the newest complete checkpoint of this run, if there is one."""
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+        fingerprint = self.job.fingerprint()
+        for ckpt in checkpoint.candidates(self.storage, self.prefix):
+            meta = ckpt.manifest.get("meta", {})
+            if meta.get("fingerprint") != fingerprint:
+                theirs = JobInput.parse(meta["job"]) if "job" in meta else None
+                diff = "; ".join(theirs.differences(self.job)) if theirs else "unknown settings"
+                raise CheckpointMismatch(
+                    f"{self.prefix or 'the output directory'} holds checkpoints of a different "
+                    f"run ({diff})",
+                    fix="Use a new output directory, or run with the original settings.")
+            with tempfile.TemporaryDirectory() as tmp:
+                try:
+                    files = checkpoint.download(self.storage, ckpt, Path(tmp))
+                except StorageError:
+                    continue  # damaged: fall back to the one before
+                set_peft_model_state_dict(self.model, load_file(str(files["adapter_model.safetensors"])))
+                self.optimizer.load_state_dict(torch.load(files["optimizer.pt"], weights_only=True))
+                self._resume_state = torch.load(files["state.pt"], weights_only=False)
+                state = json.loads(files["trainer_state.json"].read_text())
+            self.step = state["step"]
+            self.train_tokens = state["train_tokens"]
+            self.padded_tokens = state["padded_tokens"]
+            self.elapsed = state["elapsed_seconds"]
+            self.metrics = state["metrics"]
+            self.resumes = state["resumes"] + 1
+            self.last_checkpoint_step = self.step
+            return ckpt
+        return None
+
+    def _save_checkpoint(self, reason: str) -> dict:
+        from peft import get_peft_model_state_dict
+        from safetensors.torch import save_file
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Path(tmp)
+            weights = {k: v.detach().contiguous().cpu()
+                       for k, v in get_peft_model_state_dict(self.model).items()}
+            save_file(weights, str(d / "adapter_model.safetensors"))
+            torch.save(self.optimizer.state_dict(), d / "optimizer.pt")
+            torch.save({"scheduler": self.scheduler.state_dict(), "rng": _rng_state()}, d / "state.pt")
+            (d / "trainer_state.json").write_text(json.dumps({
+                "step": self.step, "total_steps": self.total_steps,
+                "train_tokens": self.train_tokens, "padded_tokens": self.padded_tokens,
+                "elapsed_seconds": self.elapsed, "resumes": self.resumes, "metrics": self.metrics}))
+            files = {p.name: p for p in d.iterdir()}
+            meta = {"fingerprint": self.job.fingerprint(), "job": self.job.model_dump(mode="json"),
+                    "reason": reason}
+            key = checkpoint.save(self.storage, self.prefix, self.step, files, meta)
+        self._write_metrics()
+        checkpoint.prune(self.storage, self.prefix, keep=2)
+        self.last_checkpoint_step = self.step
+        return self.events.make("checkpoint", step=self.step, key=key, reason=reason)
+
+    def _write_metrics(self) -> None:
+        body = "".join(json.dumps(m) + "\n" for m in self.metrics)
+        self.storage.put_bytes(join(self.prefix, "metrics.jsonl"), body.encode())
+
+    # ---------------------------------------------------------------- training
+    def _train(self) -> Iterator[dict]:
+        every = self.job.checkpoint.every_steps
+        steps_per_epoch = max(1, sum(1 for e, _ in self.plan if e == 0))
+        budget = self.hp.batch_size * self.hp.max_seq_length
+        lengths = [len(e) for e in self.train.sequences]
+        run_start, steps_this_run = time.monotonic(), 0
+        while self.step < self.total_steps:
+            if self.should_stop():
+                raise self._interrupt()
+            epoch, indices = self.plan[self.step]
+            t0 = time.monotonic()
+            loss, grad_norm, real, padded = self._train_step(
+                batching.micro_batches(indices, lengths, budget))
+            dt = time.monotonic() - t0
+            self.step += 1
+            steps_this_run += 1
+            self.elapsed += dt
+            self.train_tokens += real
+            self.padded_tokens += padded
+            per_step = (time.monotonic() - run_start) / steps_this_run
+            record = {
+                "step": self.step, "total_steps": self.total_steps,
+                "epoch": round(epoch + (self.step - epoch * steps_per_epoch) / steps_per_epoch, 4),
+                "loss": round(loss, 6), "lr": self.scheduler.get_last_lr()[0],
+                "grad_norm": round(grad_norm, 6), "tokens_per_second": round(real / dt, 1),
+                "elapsed_seconds": round(self.elapsed, 2),
+                "eta_seconds": round(per_step * (self.total_steps - self.step), 1)}
+            if self.device.type == "cuda":
+                record["gpu_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+            self.metrics.append(record)
+            yield self.events.make("metrics", **record)
+            if self.step % every == 0 and self.step < self.total_steps:
+                yield self._save_checkpoint("interval")
+        if self.last_checkpoint_step != self.step:
+            # Evaluation and saving can then restart without retraining.
+            yield self._save_checkpoint("final")
+
+    def _interrupt(self) -> Interrupted:
+        key = None
+        if self.step > self.last_checkpoint_step and hasattr(self, "scheduler"):
+            key = self._save_checkpoint("signal")["key"]
+        elif self.last_checkpoint_step:
+            key = checkpoint.checkpoint_key(self.prefix, self.last_checkpoint_step)
+        return Interrupted(self.step, key)
+
+    def _train_step(self, micro: list[list[int]]) -> tuple[float, float, int, int]:
+        self.model.train()
+        seqs = self.train.sequences
+        n_target_tokens = sum(seqs[i].target_tokens for batch in micro for i in batch)
+        loss_sum, real, padded = 0.0, 0, 0
+        for batch in micro:
+            ids, attn, mask = _collate([seqs[i] for i in batch], self.tokenizer.pad_token_id,
+                                       self.device)
+            losses = token_losses(self.model, ids, attn, mask)
+            (losses.sum() / n_target_tokens).backward()
+            loss_sum += losses.detach().sum().item()
+            real += int(attn.sum())
+            padded += attn.numel()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.hp.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss_sum / n_target_tokens, float(grad_norm), real, padded
+
+    # ---------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def _score(self, split: EncodedSplit) -> Evaluation:
+        self.model.eval()
+        seqs = split.sequences
+        budget = self.hp.batch_size * self.hp.max_seq_length
+        total, count = 0.0, 0
+        for batch in batching.micro_batches(list(range(len(seqs))), [len(s) for s in seqs], budget):
+            ids, attn, mask = _collate([seqs[i] for i in batch], self.tokenizer.pad_token_id,
+                                       self.device)
+            losses = token_losses(self.model, ids, attn, mask)
+            total += losses.double().sum().item()
+            count += losses.numel()
+        return Evaluation(total / max(count, 1), count)
+
+    def _evaluate(self) -> tuple[Evaluation, Evaluation]:
+        split = self.val if self.val.sequences else self.train
+        with self.model.disable_adapter():
+            base = self._score(split)
+        return base, self._score(split)
+
+    # ---------------------------------------------------------------- outputs
+    def _save_outputs(self) -> Iterator[dict]:
+        adapter_prefix = join(self.prefix, "adapter")
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "adapter"
+            self.model.save_pretrained(str(out))
+            self.tokenizer.save_pretrained(str(out))
+            size = 0
+            for path in sorted(out.rglob("*")):
+                if path.is_file():
+                    size += self.storage.put_file(join(adapter_prefix, path.relative_to(out).as_posix()), path)
+        yield self.events.make("artifact", kind="adapter", key=adapter_prefix, size_bytes=size)
+        self._write_metrics()
+        yield self.events.make("artifact", kind="metrics", key=join(self.prefix, "metrics.jsonl"),
+                               size_bytes=sum(len(json.dumps(m)) + 1 for m in self.metrics))
+        self.summary = {
+            "job_id": self.job.job_id, "fingerprint": self.job.fingerprint(),
+            "base_model": self.job.base_model, "method": self.job.method, "preset": self.job.preset,
+            "steps": self.step, "total_steps": self.total_steps, "epochs": self.hp.num_epochs,
+            "train_tokens": self.train_tokens,
+            "padding_fraction": round(1 - self.train_tokens / self.padded_tokens, 4) if self.padded_tokens else 0.0,
+            "tokens_per_second": round(self.train_tokens / self.elapsed, 1) if self.elapsed else None,
+            "train_seconds": round(self.elapsed, 1), "resumes": self.resumes,
+            "final_loss": self.metrics[-1]["loss"] if self.metrics else None,
+            "eval": self.evaluation, "data": self.data_summary(),
+            "hyperparameters": self.hp.model_dump(mode="json"),
+            "adapter_key": adapter_prefix, "adapter_bytes": size,
+        }
+        body = json.dumps(self.summary, indent=2).encode()
+        self.storage.put_bytes(join(self.prefix, "summary.json"), body)
+        yield self.events.make("artifact", kind="summary", key=join(self.prefix, "summary.json"),
+                               size_bytes=len(body))
+
+    def _finished_summary(self) -> dict | None:
+        key = join(self.prefix, "summary.json")
+        if not self.storage.exists(key):
+            return None
+        summary = json.loads(self.storage.get_bytes(key))
+        if summary.get("fingerprint") != self.job.fingerprint():
+            raise CheckpointMismatch(
+                f"{self.prefix or 'the output directory'} holds the finished result of a "
+                "different run", fix="Use a new output directory.")
+        return summary
+
+
+# -------------------------------------------------------------------- pure helpers
+def token_losses(model, input_ids, attention_mask, trained_mask):
+    """Cross-entropy of each trained token, computing logits only where loss is taken."""
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    predict = trained_mask[:, 1:]
+    targets = input_ids[:, 1:][predict]
+    backbone = getattr(lm, lm.base_model_prefix, None)
+    plain_head = not any(getattr(lm.config, k, None) for k in ("final_logit_softcapping", "logit_scale"))
+    if backbone is not None and plain_head:
+        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        logits = lm.get_output_embeddings()(hidden[:, :-1][predict])
+    else:
+        logits = lm(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][predict]
+    return F.cross_entropy(logits.float(), targets, reduction="none")
+
+
+def _collate(encoded, pad_id: int, device):
+    width = max(len(e) for e in encoded)
+    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(encoded), width), dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.bool)
+    for row, e in enumerate(encoded):
+        n = len(e)
+        ids[row, :n] = torch.tensor(e.input_ids)
+        attn[row, :n] = 1
+        mask[row, :n] = torch.tensor(e.trained)
+    return ids.to(device), attn.to(device), mask.to(device)
+
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,124 @@
+"""The event contract (handler -> control plane), defined once.
+
+Every event carries ``job_id``, ``attempt``, ``seq`` (monotonic per attempt), ``ts`` and
+``type``. The control plane stores them idempotently by (job_id, attempt, seq).
+Only the ``error`` event has an ``error`` key: RunPod ends a job as failed when a yielded
+dict has a truthy ``error``.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+STAGES = ("preprocessing", "model_loading", "training", "evaluating", "finalizing")
+Stage = Literal["preprocessing", "model_loading", "training", "evaluating", "finalizing"]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    job_id: str
+    attempt: Annotated[int, Field(ge=1)]
+    seq: Annotated[int, Field(ge=0)]
+    ts: str
+
+
+class StageEvent(_Event):
+    type: Literal["stage"] = "stage"
+    stage: Stage
+    message: str | None = None
+
+
+class MetricsEvent(_Event):
+    type: Literal["metrics"] = "metrics"
+    step: int
+    total_steps: int
+    epoch: float
+    loss: float
+    lr: float
+    grad_norm: float | None = None
+    tokens_per_second: float | None = None
+    gpu_memory_gb: float | None = None
+    elapsed_seconds: float | None = None
+    eta_seconds: float | None = None
+
+
+class CheckpointEvent(_Event):
+    type: Literal["checkpoint"] = "checkpoint"
+    step: int
+    key: str
+    reason: Literal["interval", "signal", "final", "requested"] = "interval"
+
+
+class EvalScores(BaseModel):
+    loss: float
+    perplexity: float
+
+
+class EvaluationEvent(_Event):
+    type: Literal["evaluation"] = "evaluation"
+    split: Literal["validation"] = "validation"
+    conversations: int
+    targets: int
+    tokens: int
+    base: EvalScores
+    trained: EvalScores | None = None
+    improvement_pct: float | None = None
+
+
+class ArtifactEvent(_Event):
+    type: Literal["artifact"] = "artifact"
+    kind: Literal["adapter", "metrics", "summary"]
+    key: str
+    size_bytes: int
+
+
+class WarningEvent(_Event):
+    type: Literal["warning"] = "warning"
+    code: str
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    type: str
+    user_error: bool
+    message: str
+    fix: str | None = None
+
+
+class ErrorEvent(_Event):
+    type: Literal["error"] = "error"
+    error: ErrorInfo
+
+
+class CompletedEvent(_Event):
+    type: Literal["completed"] = "completed"
+    summary: dict
+
+
+Event = Annotated[Union[StageEvent, MetricsEvent, CheckpointEvent, EvaluationEvent,
+                        ArtifactEvent, WarningEvent, ErrorEvent, CompletedEvent],
+                  Field(discriminator="type")]
+EVENT_ADAPTER = TypeAdapter(Event)
+
+
+def parse_event(raw: dict):
+    """Validate one received event (raises pydantic's ValidationError)."""
+    return EVENT_ADAPTER.validate_python(raw)
+
+
+class EventStream:
+    """Stamps events for one attempt of one job: seq, timestamp, validation."""
+
+    def __init__(self, job_id: str, attempt: int, start_seq: int = 0):
+        self.job_id = job_id
+        self.attempt = attempt
+        self.seq = start_seq
+
+    def make(self, type: str, **fields) -> dict:
+        event = EVENT_ADAPTER.validate_python({
+            "type": type, "job_id": self.job_id, "attempt": self.attempt, "seq": self.seq,
+            "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), **fields})
+        self.seq += 1
+        return event.model_dump(mode="json", exclude_none=True)
