@@ -209,6 +209,9 @@ class Recipe:
                                        num_warmup_steps=warmup,
                                        num_training_steps=self.total_steps)
         if resumed_from is not None:
+            # Order matters: building a scheduler rewrites the optimizer's learning rate,
+            # so the optimizer's saved state goes in after it, then the scheduler's.
+            self.optimizer.load_state_dict(self._resume_state["optimizer"])
             self.scheduler.load_state_dict(self._resume_state["scheduler"])
             _set_rng_state(self._resume_state["rng"])
 
@@ -233,8 +236,8 @@ class Recipe:
                 except StorageError:
                     continue  # damaged: fall back to the one before
                 set_peft_model_state_dict(self.model, load_file(str(files["adapter_model.safetensors"])))
-                self.optimizer.load_state_dict(torch.load(files["optimizer.pt"], weights_only=True))
                 self._resume_state = torch.load(files["state.pt"], weights_only=False)
+                self._resume_state["optimizer"] = torch.load(files["optimizer.pt"], weights_only=True)
                 state = json.loads(files["trainer_state.json"].read_text())
             self.step = state["step"]
             self.train_tokens = state["train_tokens"]

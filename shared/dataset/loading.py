@@ -65,7 +65,9 @@ def parse_bytes(data: bytes, *, name: str = "dataset", fmt: str | None = None,
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        hint = " (the file ends early: truncated?)" if exc.pos >= len(text.rstrip()) else ""
+        # An unterminated string runs to the end of the file: JSON strings hold no newline.
+        ends_early = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        hint = " (the file ends early: truncated?)" if ends_early else ""
         raise DatasetError([Problem(f"line {exc.lineno}, column {exc.colno}",
                                     f"invalid JSON: {exc.msg}{hint}")], source=name) from None
     except RecursionError:
