@@ -228,8 +228,17 @@ class _StopFlag:
 
 
 def _run_training(job, storage, out_dir: Path, stop, quiet: bool) -> None:
-    from handler.recipe import Recipe
+    import warnings
+
     from tqdm import tqdm
+    from transformers.utils import logging as hf_logging
+
+    from handler.recipe import Recipe
+
+    # Libraries' deprecation notices and per-file progress bars are noise to a user here.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
     bar = None
     summary = None

