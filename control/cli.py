@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -170,12 +171,19 @@ def convert(file, target, out, fold, min_quality):
 def train(file, out_dir, preset, base_model, method, seed, checkpoint_every,
           validation_fraction, min_quality, fold, quiet, **overrides):
     """Train a LoRA adapter on FILE; run again on the same --out to resume."""
-    from shared.dataset import load_dataset
+    from shared.dataset import load_dataset, min_quality as by_quality, split_conversations
+    from shared.errors import DatasetError, Problem
     from shared.job_input import Hyperparameters, JobInput
     from shared.storage import LocalStorage
 
     try:
-        load_dataset(file)   # every problem reported before anything is written
+        # Every problem the settings and the file can show is reported before anything
+        # is written.
+        dataset = by_quality(load_dataset(file), min_quality)
+        if not dataset.conversations:
+            raise DatasetError([Problem("dataset", f"no training pair has a quality score of "
+                                        f"{min_quality} or more", "min_quality")])
+        split_conversations(dataset.conversations, validation_fraction, seed)
         hp = Hyperparameters.for_preset(preset, overrides)
         data = file.read_bytes()
         sha = hashlib.sha256(data).hexdigest()
@@ -193,6 +201,7 @@ def train(file, out_dir, preset, base_model, method, seed, checkpoint_every,
     except PipelineError as exc:
         _fail(exc)
 
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     lock = open(out_dir / ".lock", "w")
     try:
@@ -205,7 +214,7 @@ def train(file, out_dir, preset, base_model, method, seed, checkpoint_every,
         storage.put_bytes(job.dataset.key, data)
 
     stop = _StopFlag()
-    _run_training(job, storage, out_dir, stop, quiet)
+    _run_training(job, storage, out_dir, stop, quiet, created)
 
 
 class _StopFlag:
@@ -227,7 +236,7 @@ class _StopFlag:
         return self.requested
 
 
-def _run_training(job, storage, out_dir: Path, stop, quiet: bool) -> None:
+def _run_training(job, storage, out_dir: Path, stop, quiet: bool, created: bool) -> None:
     import warnings
 
     from tqdm import tqdm
@@ -271,6 +280,8 @@ def _run_training(job, storage, out_dir: Path, stop, quiet: bool) -> None:
     except PipelineError as exc:
         if bar is not None:
             bar.close()
+        if created and exc.error_type.is_user_error and not storage.list("checkpoints"):
+            shutil.rmtree(out_dir, ignore_errors=True)   # leave nothing that looks like a run
         _fail(exc)
     except KeyboardInterrupt:
         click.secho("\nstopped without a checkpoint; the run resumes from the last one",
@@ -295,7 +306,9 @@ def _print_result(out_dir: Path, s: dict) -> None:
     click.echo(f"trained {s['steps']} steps on {d['train_pairs']} pairs "
                f"({d['train_conversations']} conversations), {s['train_tokens']:,} tokens, "
                f"padding {100 * s['padding_fraction']:.1f}%")
-    click.echo(f"held-out: {ev['conversations']} conversations, {ev['targets']} replies, "
+    scored = "held-out" if ev.get("split", "validation") == "validation" else \
+        "training split (no held-out split: --validation-fraction 0)"
+    click.echo(f"{scored}: {ev['conversations']} conversations, {ev['targets']} replies, "
                f"{ev['tokens']:,} target tokens")
     click.echo(f"  {'':10}{'loss':>10}{'perplexity':>12}")
     click.echo(f"  {'base':10}{ev['base']['loss']:>10.4f}{ev['base']['perplexity']:>12.3f}")

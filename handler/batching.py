@@ -35,12 +35,28 @@ def plan_epoch(n_targets: list[int], targets_per_step: int, seed: int, epoch: in
     return steps
 
 
-def plan(n_targets: list[int], targets_per_step: int, seed: int, num_epochs: int,
-         max_steps: int | None = None) -> list[tuple[int, list[int]]]:
+def plan(n_targets: list[int], targets_per_step: int, seed: int,
+         num_epochs: int) -> list[tuple[int, list[int]]]:
     """Every optimizer step of the run as (epoch, sequence indices)."""
-    steps = [(epoch, s) for epoch in range(num_epochs)
-             for s in plan_epoch(n_targets, targets_per_step, seed, epoch)]
-    return steps[:max_steps] if max_steps else steps
+    return [(epoch, s) for epoch in range(num_epochs)
+            for s in plan_epoch(n_targets, targets_per_step, seed, epoch)]
+
+
+def epoch_progress(steps: list[tuple[int, list[int]]]) -> list[float]:
+    """Epochs completed after each step of a plan, as a fraction.
+
+    >>> epoch_progress([(0, [0]), (0, [1]), (1, [1]), (1, [0])])
+    [0.5, 1.0, 1.5, 2.0]
+    """
+    per_epoch: dict[int, int] = {}
+    for epoch, _ in steps:
+        per_epoch[epoch] = per_epoch.get(epoch, 0) + 1
+    seen: dict[int, int] = {}
+    out = []
+    for epoch, _ in steps:
+        seen[epoch] = seen.get(epoch, 0) + 1
+        out.append(round(epoch + seen[epoch] / per_epoch[epoch], 4))
+    return out
 
 
 def micro_batches(indices: list[int], lengths: list[int], token_budget: int) -> list[list[int]]:

@@ -70,7 +70,6 @@ def _install_sigterm() -> None:
 def _error_event(stream: EventStream, exc: Exception) -> dict:
     if isinstance(exc, PipelineError):
         info = exc.to_dict()
-        info.pop("problems", None), info.pop("count", None)
     elif isinstance(exc, torch.cuda.OutOfMemoryError):
         info = {"type": "out_of_memory", "user_error": False,
                 "message": "the GPU ran out of memory", "fix": "Reduce batch_size or "
@@ -92,13 +91,15 @@ def handler(job: dict):
         attempt = raw.get("attempt") if isinstance(raw, dict) and isinstance(raw.get("attempt"), int) and raw["attempt"] >= 1 else 1
         yield _error_event(EventStream(job_id, attempt), exc)
         return
-    recipe = Recipe(job_input, storage_from_env(), should_stop=_stop.is_set)
+    stream = EventStream(job_input.job_id, job_input.attempt)
     try:
+        recipe = Recipe(job_input, storage_from_env(), should_stop=_stop.is_set)
+        stream = recipe.events
         yield from recipe.run()
     except Interrupted as exc:
-        yield recipe.events.make("warning", code="interrupted", message=exc.message)
+        yield stream.make("warning", code="interrupted", message=exc.message)
     except Exception as exc:  # noqa: BLE001 - every failure is reported as an event
-        yield _error_event(recipe.events, exc)
+        yield _error_event(stream, exc)
 
 
 if __name__ == "__main__":

@@ -31,13 +31,14 @@ import torch.nn.functional as F
 from handler import batching, checkpoint, models
 from handler.tokenization import EncodedSplit, encode_conversations
 from shared.dataset import min_quality, parse_bytes, split_conversations
-from shared.dataset.folding import fold_conversation, single
+from shared.dataset.folding import to_sequences
 from shared.errors import CheckpointMismatch, DatasetError, Interrupted, Problem, StorageError
 from shared.events import EventStream
 from shared.job_input import JobInput
 from shared.storage import Storage, join
 
 FEW_STEPS = 10
+SEQ_BLOCK = 1_000_000   # events one run of an attempt may emit (a 24 h run at 1 step/s: 86,400)
 
 
 @dataclass
@@ -66,7 +67,7 @@ class Recipe:
         self.storage = storage
         self.prefix = job.checkpoint.prefix
         self.should_stop = should_stop
-        self.events = EventStream(job.job_id, job.attempt)
+        self.events = EventStream(job.job_id, job.attempt, start_seq=self._run_seq_base())
         self.device = models.device()
         # Training state: everything here is saved in, and restored from, a checkpoint.
         self.step = 0
@@ -76,6 +77,15 @@ class Recipe:
         self.resumes = 0
         self.metrics: list[dict] = []
         self.last_checkpoint_step = 0
+
+    def _run_seq_base(self) -> int:
+        """Events are stored idempotently by (job, attempt, seq), and RunPod may re-run an
+        attempt on its own: each run of an attempt numbers its events from a block of its
+        own, counted in storage, so a re-run's events never collide with the last run's."""
+        key = join(self.prefix, "runs", f"attempt-{self.job.attempt}.json")
+        runs = json.loads(self.storage.get_bytes(key))["runs"] if self.storage.exists(key) else 0
+        self.storage.put_bytes(key, json.dumps({"runs": runs + 1}).encode())
+        return runs * SEQ_BLOCK
 
     # ---------------------------------------------------------------- the whole run
     def run(self) -> Iterator[dict]:
@@ -94,12 +104,13 @@ class Recipe:
         yield ev.make("stage", stage="model_loading")
         self._setup_model()
         resumed_from = self._resume()
-        self.plan = batching.plan([e.n_targets for e in self.train.sequences],
-                                  self.hp.targets_per_step, self.job.seed, self.hp.num_epochs,
-                                  self.hp.max_steps)
+        full_plan = batching.plan([e.n_targets for e in self.train.sequences],
+                                  self.hp.targets_per_step, self.job.seed, self.hp.num_epochs)
+        self.plan = full_plan[:self.hp.max_steps] if self.hp.max_steps else full_plan
+        self.epoch_progress = batching.epoch_progress(full_plan)
         self.total_steps = len(self.plan)
         self._setup_scheduler(resumed_from)
-        if self.total_steps < FEW_STEPS and not resumed_from:
+        if self.total_steps < FEW_STEPS and not resumed_from and not self.hp.max_steps:
             yield ev.make("warning", code="few_steps", message=(
                 f"the training split gives only {self.total_steps} optimizer steps at "
                 f"{self.hp.targets_per_step} training pairs a step "
@@ -112,9 +123,11 @@ class Recipe:
 
         yield ev.make("stage", stage="evaluating")
         base, trained = self._evaluate()
+        scored = self.val if self.val.sequences else self.train
         self.evaluation = {
-            "conversations": len({e.conversation_id for e in self.val.sequences}),
-            "targets": self.val.targets, "tokens": base.tokens,
+            "split": "validation" if self.val.sequences else "training",
+            "conversations": len({e.conversation_id for e in scored.sequences}),
+            "targets": scored.targets, "tokens": base.tokens,
             "base": base.to_dict(), "trained": trained.to_dict(),
             "improvement_pct": improvement_pct(base, trained)}
         yield ev.make("evaluation", **self.evaluation)
@@ -142,8 +155,7 @@ class Recipe:
         self.dataset = dataset
         train_convs, val_convs = split_conversations(
             dataset.conversations, self.job.validation.fraction, self.job.validation.seed)
-        sequences_of = fold_conversation if self.job.data.fold else (
-            lambda conv: [single(e) for e in conv.examples])
+        sequences_of = lambda conv: to_sequences([conv], fold=self.job.data.fold)  # noqa: E731
         max_len = self.hp.max_seq_length
         self.train = encode_conversations(self.tokenizer, train_convs, sequences_of, max_len)
         self.val = encode_conversations(self.tokenizer, val_convs, sequences_of, max_len)
@@ -279,15 +291,15 @@ class Recipe:
     # ---------------------------------------------------------------- training
     def _train(self) -> Iterator[dict]:
         every = self.job.checkpoint.every_steps
-        steps_per_epoch = max(1, sum(1 for e, _ in self.plan if e == 0))
         budget = self.hp.batch_size * self.hp.max_seq_length
         lengths = [len(e) for e in self.train.sequences]
         run_start, steps_this_run = time.monotonic(), 0
         while self.step < self.total_steps:
             if self.should_stop():
                 raise self._interrupt()
-            epoch, indices = self.plan[self.step]
+            _, indices = self.plan[self.step]
             t0 = time.monotonic()
+            lr = self.optimizer.param_groups[0]["lr"]     # the rate this step uses
             loss, grad_norm, real, padded = self._train_step(
                 batching.micro_batches(indices, lengths, budget))
             dt = time.monotonic() - t0
@@ -299,8 +311,8 @@ class Recipe:
             per_step = (time.monotonic() - run_start) / steps_this_run
             record = {
                 "step": self.step, "total_steps": self.total_steps,
-                "epoch": round(epoch + (self.step - epoch * steps_per_epoch) / steps_per_epoch, 4),
-                "loss": round(loss, 6), "lr": self.scheduler.get_last_lr()[0],
+                "epoch": self.epoch_progress[self.step - 1],
+                "loss": round(loss, 6), "lr": lr,
                 "grad_norm": round(grad_norm, 6), "tokens_per_second": round(real / dt, 1),
                 "elapsed_seconds": round(self.elapsed, 2),
                 "eta_seconds": round(per_step * (self.total_steps - self.step), 1)}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from shared.dataset.folding import single
 from shared.dataset.model import Conversation, Sequence
-from shared.errors import BaseModelError
+from shared.errors import ConfigError, Problem
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,6 @@ class Encoded:
         return len(self.input_ids)
 
 
-class TemplateNotPrefixStable(BaseModelError):
-    pass
-
-
 def render(tokenizer, messages, add_generation_prompt: bool = False) -> str:
     return tokenizer.apply_chat_template([m.to_dict() for m in messages], tokenize=False,
                                          add_generation_prompt=add_generation_prompt)
@@ -56,16 +52,18 @@ def _spans(tokenizer, seq: Sequence) -> tuple[str, list[tuple[int, int]]]:
         before = render(tokenizer, seq.messages[:i], add_generation_prompt=True)
         upto = render(tokenizer, seq.messages[:i + 1])
         if not (upto.startswith(before) and full.startswith(upto)):
-            raise TemplateNotPrefixStable(
-                "the chat template renders earlier turns differently once later ones follow, "
-                "so assistant replies cannot be located exactly",
-                fix="Use a model whose chat template renders conversations incrementally.")
+            if sum(seq.trained) > 1:
+                # Rewrites earlier turns (e.g. strips reasoning): train these pairs unfolded.
+                raise FoldingNotExact(seq.conversation_id)
+            raise ConfigError([Problem(
+                "base_model", "its chat template does not render a reply as a continuation of "
+                "its prompt, so the reply's tokens cannot be located for the loss")],
+                fix="Use a chat or instruct model whose template renders turns in order.")
         spans.append((len(before), len(upto)))
     return full, spans
 
 
-def encode(tokenizer, seq: Sequence, max_length: int, *, verify_folding: bool = True
-           ) -> tuple[Encoded | None, list[str]]:
+def encode(tokenizer, seq: Sequence, max_length: int) -> tuple[Encoded | None, list[str]]:
     """Token ids and loss mask of one sequence, cut after the last target that fits.
 
     Returns the encoding (None if no target fits) and the ids of targets dropped because
@@ -84,7 +82,7 @@ def encode(tokenizer, seq: Sequence, max_length: int, *, verify_folding: bool = 
             trained[t] = True
             t += 1
         ends.append(t)
-    if verify_folding and len(spans) > 1:
+    if len(spans) > 1:
         for (start, stop), end in zip(spans[:-1], ends[:-1]):
             alone = tokenizer(full[:stop], add_special_tokens=False)["input_ids"]
             if list(alone) != list(ids[:end]):

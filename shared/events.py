@@ -48,7 +48,7 @@ class CheckpointEvent(_Event):
     type: Literal["checkpoint"] = "checkpoint"
     step: int
     key: str
-    reason: Literal["interval", "signal", "final", "requested"] = "interval"
+    reason: Literal["interval", "signal", "final"] = "interval"
 
 
 class EvalScores(BaseModel):
@@ -58,7 +58,7 @@ class EvalScores(BaseModel):
 
 class EvaluationEvent(_Event):
     type: Literal["evaluation"] = "evaluation"
-    split: Literal["validation"] = "validation"
+    split: Literal["validation", "training"] = "validation"   # training: no held-out split
     conversations: int
     targets: int
     tokens: int
@@ -85,6 +85,8 @@ class ErrorInfo(BaseModel):
     user_error: bool
     message: str
     fix: str | None = None
+    count: int | None = None          # for inputs with problems: how many, and each one
+    problems: list[dict] | None = None
 
 
 class ErrorEvent(_Event):

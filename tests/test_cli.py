@@ -62,7 +62,23 @@ def test_convert_of_a_broken_file_writes_nothing(write_json, tmp_path):
     out = tmp_path / "x.jsonl"
     result = invoke("convert", write_json('{"conversations": ['), "--to", "chat-jsonl", "--out", out)
     assert result.exit_code == 2 and not out.exists()
-    assert list(tmp_path.glob("*.part")) == []
+
+
+def test_malformed_json_of_every_kind_is_an_error_not_a_traceback(tmp_path):
+    cases = {
+        "huge-number.json": '{"conversations": [' + "9" * 5000 + "]}",
+        "deep.json": "[" * 100_000 + "]" * 100_000,
+        "deep.jsonl": "[" * 100_000 + "]" * 100_000 + "\n",
+        "huge-number.jsonl": '{"messages": ' + "9" * 5000 + "}\n",
+        "assistant-first.jsonl": '{"messages": [{"role": "assistant", "content": "hi"}]}\n',
+    }
+    for name, text in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        result = subprocess.run([sys.executable, "-m", "control.cli", "validate", str(path),
+                                 "--estimate-tokens"], capture_output=True, text=True)
+        assert result.returncode == 2, (name, result.stderr)
+        assert "Traceback" not in result.stderr and "problem found" in result.stderr, name
 
 
 def test_train_refuses_bad_input_before_writing_anything(sample_doc, write_json, tmp_path):
@@ -78,3 +94,14 @@ def test_train_refuses_bad_input_before_writing_anything(sample_doc, write_json,
         result = invoke("train", good, "--out", out, *args)
         assert result.exit_code == 2, result.output
         assert "hyperparameters" in result.output and not out.exists()
+    low = json.loads(good.read_text())
+    for conv in low["conversations"]:
+        for pair in conv["training_pairs"]:
+            pair["training_metadata"]["quality_score"] = 2
+    result = invoke("train", write_json(low, "low.json"), "--out", out, "--min-quality", "3")
+    assert result.exit_code == 2 and "quality score of 3 or more" in result.output
+    assert not out.exists()
+    one = json.loads(good.read_text())
+    one["conversations"] = one["conversations"][:1]
+    result = invoke("train", write_json(one, "one.json"), "--out", out)
+    assert result.exit_code == 2 and "at least 2 conversations" in result.output and not out.exists()

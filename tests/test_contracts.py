@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from shared.errors import ConfigError, StorageError
 from shared.events import EventStream, parse_event
@@ -73,7 +74,7 @@ def test_events_carry_job_attempt_and_a_monotonic_seq():
     # RunPod fails a job on a yielded dict with a truthy "error": only error events have one.
     assert [("error" in e) for e in events] == [False, False, True]
     assert parse_event(json.loads(json.dumps(events[1]))).loss == 2.0
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         stream.make("stage", stage="sleeping")
 
 

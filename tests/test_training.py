@@ -191,3 +191,39 @@ def test_the_handler_reports_a_changed_dataset_as_a_user_error(tiny_model_dir, s
     events = list(handler({"id": "rp-1", "input": job.model_dump(mode="json")}))
     assert events[-1]["type"] == "error"
     assert events[-1]["error"]["type"] == "dataset_format" and "sha256" in events[-1]["error"]["message"]
+
+
+def test_a_template_that_rewrites_earlier_turns_trains_those_pairs_unfolded(tokenizer, sample_doc, write_json):
+    from handler.tokenization import encode_conversations
+    from shared.dataset import load_dataset
+    from shared.dataset.folding import fold_conversation
+    convs = load_dataset(write_json(sample_doc)).conversations[:3]
+    original = tokenizer.chat_template
+    # Like templates that strip reasoning from earlier replies: only the last reply is whole.
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+        "{% if m['role'] == 'assistant' and not loop.last %}(earlier reply){% else %}{{ m['content'] }}{% endif %}"
+        "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    try:
+        split = encode_conversations(tokenizer, convs, fold_conversation, 4096)
+    finally:
+        tokenizer.chat_template = original
+    assert split.unfolded_conversations == [c.id for c in convs]
+    assert len(split.sequences) == split.targets == sum(len(c.examples) for c in convs)
+
+
+def test_each_run_of_an_attempt_numbers_its_events_in_a_block_of_its_own(trained):
+    from handler.recipe import SEQ_BLOCK
+    recipe, events, storage, job = trained
+    first, second = Recipe(job, storage), Recipe(job, storage)
+    assert second.events.seq - first.events.seq == SEQ_BLOCK
+    assert first.events.seq > max(e["seq"] for e in events)
+
+
+def test_the_handler_reports_a_misconfigured_worker_as_an_error_event(monkeypatch, tiny_model_dir, small_sample, tmp_path):
+    from handler.handler import handler
+    from shared.storage import LocalStorage
+    job = _job(tiny_model_dir, small_sample, LocalStorage(tmp_path), max_steps=2)
+    monkeypatch.setenv("STORAGE_BACKEND", "s3")
+    [event] = handler({"id": "rp-1", "input": job.model_dump(mode="json")})
+    assert event["error"]["type"] == "storage" and "STORAGE_BACKEND" in event["error"]["message"]

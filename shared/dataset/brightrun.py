@@ -7,9 +7,9 @@ without the field is an error. Every problem is reported, each naming its place.
 """
 from __future__ import annotations
 
-from shared.dataset.model import ROLES, Conversation, Dataset, Example, Message
-from shared.dataset.problems import ProblemList, type_name
-from shared.errors import DatasetError
+from shared.dataset.model import Conversation, Dataset, Example, Message
+from shared.dataset.problems import ProblemList, read_message, type_name
+from shared.errors import DatasetError, Problem
 
 FORMAT_SPEC = "brightrun-lora-v4"
 
@@ -135,8 +135,7 @@ def parse_brightrun(doc, *, source: str | None = None) -> Dataset:
     return dataset
 
 
-def _no_targets_problem():
-    from shared.errors import Problem
+def _no_targets_problem() -> Problem:
     return Problem("top level", "no pair has a target_response: there is nothing to train on",
                    "conversations")
 
@@ -178,20 +177,9 @@ def _parse_pair(pair, ci, pi, cwhere, conv_id, problems: ProblemList, seen_pair_
                      "conversation_history")
     else:
         for mi, msg in enumerate(history):
-            field = f"conversation_history[{mi}]"
-            if not isinstance(msg, dict):
-                problems.add(where, f"expected a message object, got {type_name(msg)}", field)
-                continue
-            role, content = msg.get("role"), msg.get("content")
-            if role not in ROLES:
-                problems.add(where, f"unknown role {role!r}: expected one of "
-                             + ", ".join(f'"{r}"' for r in ROLES), f"{field}.role")
-            if not isinstance(content, str):
-                problems.add(where, "expected a string, got "
-                             f"{type_name(content) if 'content' in msg else 'nothing'}",
-                             f"{field}.content")
-            if role in ROLES and isinstance(content, str):
-                messages.append(Message(role, content))
+            message = read_message(msg, where, f"conversation_history[{mi}]", problems)
+            if message is not None:
+                messages.append(message)
 
     user_input = pair.get("current_user_input")
     if not isinstance(user_input, str) or not user_input.strip():
@@ -205,8 +193,8 @@ def _parse_pair(pair, ci, pi, cwhere, conv_id, problems: ProblemList, seen_pair_
         problems.add(where, f"expected an object, got {type_name(tmeta)}", "training_metadata")
     elif isinstance(tmeta, dict) and tmeta.get("quality_score") is not None:
         quality = tmeta["quality_score"]
-        if isinstance(quality, bool) or not isinstance(quality, (int, float)) or not 1 <= quality <= 5:
-            problems.add(where, f"expected a number from 1 to 5, got {quality!r}",
+        if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 5:
+            problems.add(where, f"expected a whole number from 1 to 5, got {quality!r}",
                          "training_metadata.quality_score")
             quality = None
 
@@ -231,4 +219,4 @@ def _parse_pair(pair, ci, pi, cwhere, conv_id, problems: ProblemList, seen_pair_
     prompt.extend(messages)
     prompt.append(Message("user", user_input))
     return Example(id=pair_id, conversation_id=conv_id, prompt=tuple(prompt), target=target,
-                   quality_score=int(quality) if quality is not None else None), 0
+                   quality_score=quality), 0

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from shared.dataset.model import ROLES, Conversation, Dataset, Example, Message, Sequence
-from shared.dataset.problems import ProblemList, type_name
+from shared.dataset.model import Conversation, Dataset, Example, Message, Sequence
+from shared.dataset.problems import ProblemList, read_message, type_name
 from shared.errors import DatasetError
 
 FORMAT = "chat-jsonl"
@@ -30,6 +30,9 @@ def parse_chat_jsonl(text: str, *, source: str | None = None) -> Dataset:
         except json.JSONDecodeError as exc:
             problems.add(f"{where}, column {exc.colno}", f"invalid JSON: {exc.msg}")
             continue
+        except (ValueError, RecursionError) as exc:   # a 5,000-digit number, deep nesting
+            problems.add(where, f"invalid JSON: {exc or 'nested too deeply'}")
+            continue
         if not isinstance(obj, dict):
             problems.add(where, f"expected a JSON object, got {type_name(obj)}")
             continue
@@ -42,22 +45,17 @@ def parse_chat_jsonl(text: str, *, source: str | None = None) -> Dataset:
         parsed: list[tuple[Message, bool]] = []
         for mi, msg in enumerate(msgs):
             field = f"messages[{mi}]"
-            if not isinstance(msg, dict):
-                problems.add(where, f"expected a message object, got {type_name(msg)}", field)
-                continue
-            role, content = msg.get("role"), msg.get("content")
-            if role not in ROLES:
-                problems.add(where, f"unknown role {role!r}: expected one of "
-                             + ", ".join(f'"{r}"' for r in ROLES), f"{field}.role")
-            if not isinstance(content, str):
-                problems.add(where, "expected a string, got "
-                             f"{type_name(content) if 'content' in msg else 'nothing'}",
-                             f"{field}.content")
-            weight = msg.get("weight", 1)
+            message = read_message(msg, where, field, problems)
+            weight = msg.get("weight", 1) if isinstance(msg, dict) else 1
             if weight not in (0, 1) or isinstance(weight, bool):
                 problems.add(where, f"expected 0 or 1, got {weight!r}", f"{field}.weight")
-            if role in ROLES and isinstance(content, str):
-                parsed.append((Message(role, content), role == "assistant" and weight == 1))
+            if message is None:
+                continue
+            trained = message.role == "assistant" and weight == 1
+            if trained and not any(m.role == "user" for m, _ in parsed):
+                problems.add(where, "an assistant reply to train on needs a user message before it",
+                             field)
+            parsed.append((message, trained))
         if problems.total > before:
             continue
         conv_id = f"line-{lineno}"

@@ -73,6 +73,8 @@ def parse_bytes(data: bytes, *, name: str = "dataset", fmt: str | None = None,
     except RecursionError:
         raise DatasetError([Problem("file", "invalid JSON: nested too deeply")],
                            source=name) from None
+    except ValueError as exc:          # e.g. an integer of more than 4,300 digits
+        raise DatasetError([Problem("file", f"invalid JSON: {exc}")], source=name) from None
     return parse_brightrun(doc, source=name)
 
 

@@ -1,6 +1,7 @@
 """Collects every problem in an input, each with its place, capped for display."""
 from __future__ import annotations
 
+from shared.dataset.model import ROLES, Message
 from shared.errors import Problem
 
 MAX_LISTED = 200
@@ -40,3 +41,21 @@ def type_name(value) -> str:
     if isinstance(value, dict):
         return "object"
     return type(value).__name__
+
+
+def read_message(msg, where: str, field: str, problems: ProblemList) -> Message | None:
+    """One ``{"role", "content"}`` object, or None after recording what is wrong with it."""
+    if not isinstance(msg, dict):
+        problems.add(where, f"expected a message object, got {type_name(msg)}", field)
+        return None
+    role, content = msg.get("role"), msg.get("content")
+    ok = True
+    if role not in ROLES:
+        problems.add(where, f"unknown role {role!r}: expected one of "
+                     + ", ".join(f'"{r}"' for r in ROLES), f"{field}.role")
+        ok = False
+    if not isinstance(content, str):
+        problems.add(where, "expected a string, got "
+                     f"{type_name(content) if 'content' in msg else 'nothing'}", f"{field}.content")
+        ok = False
+    return Message(role, content) if ok else None

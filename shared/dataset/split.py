@@ -7,23 +7,27 @@ from shared.dataset.model import Conversation
 from shared.errors import ConfigError, Problem
 
 
-def _rank(seed: int, conversation_id: str) -> str:
-    return hashlib.sha256(f"{seed}:{conversation_id}".encode()).hexdigest()
+def _position(seed: int, conversation_id: str) -> float:
+    """Where a conversation falls in [0, 1), from a seeded hash of its id alone."""
+    digest = hashlib.sha256(f"{seed}:{conversation_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def split_conversations(conversations: list[Conversation], fraction: float = 0.2,
                         seed: int = 42) -> tuple[list[Conversation], list[Conversation]]:
-    """Hold out ``fraction`` of the conversations, chosen by a seeded hash of their ids.
+    """Hold out about ``fraction`` of the conversations, each chosen by a seeded hash of its id.
 
-    The choice depends only on the seed and each conversation's id: the same file gives
-    the same split on every machine, and adding conversations never moves an existing one
-    from validation into training. Both parts keep the file's order.
+    A conversation is held out when its hash position is below ``fraction``, a decision that
+    depends on nothing but the seed and its own id: the same file gives the same split on
+    every machine, and adding conversations to a file never moves an existing one between
+    training and validation (unless a tiny dataset had to borrow one: both parts always
+    keep at least one conversation). Both parts keep the file's order.
 
     >>> from shared.dataset.model import Conversation
-    >>> convs = [Conversation(f"c{i}", ()) for i in range(10)]
+    >>> convs = [Conversation(f"c{i}", ()) for i in range(100)]
     >>> train, val = split_conversations(convs, 0.2, seed=1)
     >>> len(train), len(val), {c.id for c in train} & {c.id for c in val}
-    (8, 2, set())
+    (83, 17, set())
     """
     if not 0 <= fraction < 1:
         raise ConfigError([Problem("validation", f"expected a fraction from 0 to below 1, got "
@@ -35,7 +39,12 @@ def split_conversations(conversations: list[Conversation], fraction: float = 0.2
         raise ConfigError([Problem("validation", f"a held-out split needs at least 2 "
                                    f"conversations, the dataset has {n}", "fraction")],
                           fix="Add conversations, or set the validation fraction to 0.")
-    n_val = min(max(1, round(n * fraction)), n - 1)
-    held = {c.id for c in sorted(conversations, key=lambda c: _rank(seed, c.id))[:n_val]}
+    position = {c.id: _position(seed, c.id) for c in conversations}
+    held = {cid for cid, pos in position.items() if pos < fraction}
+    # Tiny datasets: keep both sides non-empty, moving the conversation nearest the line.
+    if not held:
+        held = {min(position, key=position.get)}
+    elif len(held) == n:
+        held.discard(max(position, key=position.get))
     return ([c for c in conversations if c.id not in held],
             [c for c in conversations if c.id in held])
