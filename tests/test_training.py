@@ -62,6 +62,19 @@ def test_lora_weights_change_and_only_lora_weights_are_saved(trained):
     assert len(lora_b) == 2 * 7 and all(v.abs().sum() > 0 for v in lora_b)
 
 
+def test_metrics_log_the_rate_each_step_used_and_epoch_progress(trained):
+    recipe, events, storage, job = trained
+    metrics = [e for e in events if e["type"] == "metrics"]
+    # Warmup is ceil(3% of the steps) = 1 step: step 1 runs at 0, step 2 at the peak rate,
+    # then the cosine decays it.
+    assert metrics[0]["lr"] == 0.0
+    assert metrics[1]["lr"] == pytest.approx(2e-2)
+    assert all(a["lr"] >= b["lr"] for a, b in zip(metrics[1:], metrics[2:]))
+    epochs = [m["epoch"] for m in metrics]
+    assert epochs == sorted(epochs) and epochs[-1] == 3.0
+    assert [e for e in epochs if e == int(e)] == [1.0, 2.0, 3.0]
+
+
 def test_the_event_stream_follows_the_contract(trained):
     recipe, events, storage, job = trained
     for e in events:
