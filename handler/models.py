@@ -120,28 +120,24 @@ def materialize(source: ModelSource) -> str:
     return str(target)
 
 
+@contextlib.contextmanager
 def _hub_errors(name: str):
     """Turn the hub's exceptions into messages that say the fix."""
-    return _HubErrors(name)
-
-
-class _HubErrors(contextlib.AbstractContextManager):
-    def __init__(self, name):
-        self.name = name
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc is None or isinstance(exc, (BaseModelError, ConfigError)):
-            return False
+    try:
+        yield
+    except (BaseModelError, ConfigError):
+        raise
+    except Exception as exc:
         text = f"{type(exc).__name__}: {exc}"
         if "gated" in text.lower() or "401" in text or "403" in text:
-            raise BaseModelError(f"base model {self.name!r} is gated or the token was refused",
+            raise BaseModelError(f"base model {name!r} is gated or the token was refused",
                                  fix="Accept the model's licence on Hugging Face and set "
                                  "HF_TOKEN in the worker's environment.") from exc
         if isinstance(exc, OSError) or "not found" in text.lower() or "404" in text:
-            raise BaseModelError(f"base model {self.name!r} could not be loaded: {exc}",
+            raise BaseModelError(f"base model {name!r} could not be loaded: {exc}",
                                  fix="Check the model id, or use a local directory, a .gguf file "
                                  "or 'embedded' on a machine without internet.") from exc
-        return False
+        raise
 
 
 def device() -> torch.device:

@@ -63,11 +63,12 @@ def _spans(tokenizer, seq: Sequence) -> tuple[str, list[tuple[int, int]]]:
     return full, spans
 
 
-def encode(tokenizer, seq: Sequence, max_length: int) -> tuple[Encoded | None, list[str]]:
+def encode(tokenizer, seq: Sequence, max_length: int) -> tuple[Encoded | None, list[str], int]:
     """Token ids and loss mask of one sequence, cut after the last target that fits.
 
-    Returns the encoding (None if no target fits) and the ids of targets dropped because
-    they end beyond ``max_length``.
+    Returns the encoding (None if no target fits), the ids of targets dropped because
+    they end beyond ``max_length``, and the tokens the pair-by-pair form would process: each
+    target's standalone length is where it ends here, checked equal below.
     """
     full, spans = _spans(tokenizer, seq)
     enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
@@ -90,11 +91,11 @@ def encode(tokenizer, seq: Sequence, max_length: int) -> tuple[Encoded | None, l
     fitting = [i for i, end in enumerate(ends) if end <= max_length]
     dropped = [seq.example_ids[i] for i in range(len(ends)) if ends[i] > max_length]
     if not fitting:
-        return None, dropped
+        return None, dropped, sum(ends)
     cut = ends[fitting[-1]]
     # Targets are in order, so those that fit are a prefix of them.
     return Encoded(tuple(ids[:cut]), tuple(trained[:cut]), seq.conversation_id,
-                   seq.example_ids[:len(fitting)]), dropped
+                   seq.example_ids[:len(fitting)]), dropped, sum(ends)
 
 
 class FoldingNotExact(Exception):
@@ -135,15 +136,10 @@ def encode_conversations(tokenizer, conversations: list[Conversation], sequences
         except FoldingNotExact:
             unfolded.append(conv.id)
             encoded = [encode(tokenizer, single(e), max_length) for e in conv.examples]
-        for enc, drop in encoded:
+        for enc, drop, pair_tokens in encoded:
             dropped.extend(drop)
+            tokens_unfolded += pair_tokens
             if enc is not None:
                 out.append(enc)
-        tokens_unfolded += sum(_standalone_length(tokenizer, e) for e in conv.examples)
     return EncodedSplit(out, dropped, unfolded, tokens_unfolded,
                         targets=sum(e.n_targets for e in out))
-
-
-def _standalone_length(tokenizer, example) -> int:
-    text = render(tokenizer, example.messages)
-    return len(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -135,6 +135,8 @@ def test_folded_and_unfolded_sequences_give_the_same_loss_on_the_same_targets(ti
     assert folded.unfolded_conversations == []
     assert folded.target_tokens == unfolded.target_tokens
     assert folded.tokens < 0.6 * unfolded.tokens
+    # The pair-by-pair cost reported for folded data is what tokenizing each pair gives.
+    assert folded.tokens_unfolded == unfolded.tokens == unfolded.tokens_unfolded
 
     def per_target(split):
         out = {}

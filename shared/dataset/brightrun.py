@@ -128,7 +128,6 @@ def parse_brightrun(doc, *, source: str | None = None) -> Dataset:
                         f"the file holds {len(conversations)}")
     dataset = Dataset(format=FORMAT_SPEC, conversations=[c for c in conversations if c.examples],
                       pairs_total=pairs_total, skipped_null_targets=skipped_null,
-                      metadata={k: v for k, v in meta.items() if isinstance(v, (str, int, float))},
                       warnings=warnings)
     if not dataset.conversations:
         raise DatasetError([_no_targets_problem()], source=source)

@@ -66,7 +66,6 @@ class Dataset:
     pairs_total: int = 0
     skipped_null_targets: int = 0
     skipped_low_quality: int = 0
-    metadata: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     @property
