@@ -1,13 +1,36 @@
-"""The Flask app factory. The JSON API, console and RQ dispatch arrive with the
-control-plane issue; for now the app answers its health check."""
+"""The Flask app factory: extensions bound here, one blueprint per surface."""
 from __future__ import annotations
 
+import os
 
-def create_app(config: dict | None = None):
-    from flask import Flask, jsonify
+from flask import Flask, jsonify
 
+from control import config as config_module
+from control.extensions import db, migrate
+
+
+def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__)
+    app.config.update(config_module.from_env())
     app.config.update(config or {})
+    app.json.sort_keys = False
+
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(uri[len("sqlite:///"):]) or ".", exist_ok=True)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
+    with app.app_context():
+        engine = db.engine
+        # RQ forks a work horse per task: the child must not reuse the parent's connections.
+        os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+
+    from control import models  # noqa: F401  (tables registered with the metadata)
+    from control.api import bp as api_bp
+    from control.api import errors
+
+    app.register_blueprint(api_bp)
+    errors.register(app)
 
     @app.get("/healthz")
     def healthz():

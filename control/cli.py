@@ -3,6 +3,8 @@
     pipeline validate FILE [--json]            statistics, or every error with its place
     pipeline convert FILE --to chat-jsonl --out OUT
     pipeline train FILE --out DIR [options]    train locally; run again to resume
+    pipeline up | serve | worker | endpoint    the service (see control/service_cli.py)
+    pipeline users create | tokens create | db upgrade
 
 Exit codes: 0 success, 1 platform or internal error, 2 bad input or settings,
 130 interrupted (a checkpoint was saved; run the same command to resume).
@@ -318,6 +320,10 @@ def _print_result(out_dir: Path, s: dict) -> None:
     click.secho(f"  perplexity {'improved' if pct > 0 else 'worsened'} by {abs(pct):.1f}%", fg=colour)
     click.echo(f"adapter: {out_dir / 'adapter'}   summary: {out_dir / 'summary.json'}")
 
+
+from control import service_cli  # noqa: E402
+
+service_cli.register(main)
 
 if __name__ == "__main__":
     main()

@@ -27,7 +27,8 @@ network volume).
 
 Yields the events of ``shared.events`` in order (stage, metrics, checkpoint, evaluation,
 artifact, warning, completed). A failure yields one ``error`` event, which RunPod turns into
-the FAILED job's output. On SIGTERM (a reclaimed worker) the recipe checkpoints after the
+the FAILED job's output. Every event is also kept in storage (``handler.event_log``), since the stream is read-once.
+On SIGTERM (a reclaimed worker) the recipe checkpoints after the
 current step and the stream ends without ``completed``: the control plane dispatches a new
 attempt, which resumes from that checkpoint. A re-run of the same job by RunPod resumes too.
 """
@@ -41,6 +42,7 @@ import torch  # noqa: F401
 import transformers  # noqa: F401
 import peft  # noqa: F401
 
+from handler.event_log import EventLog
 from handler.recipe import Recipe
 from shared.errors import ConfigError, Interrupted, PipelineError
 from shared.events import EventStream
@@ -92,14 +94,26 @@ def handler(job: dict):
         yield _error_event(EventStream(job_id, attempt), exc)
         return
     stream = EventStream(job_input.job_id, job_input.attempt)
+    log = None
     try:
-        recipe = Recipe(job_input, storage_from_env(), should_stop=_stop.is_set)
+        storage = storage_from_env()
+        recipe = Recipe(job_input, storage, should_stop=_stop.is_set)
         stream = recipe.events
-        yield from recipe.run()
+        log = EventLog(storage, job_input.checkpoint.prefix, job_input.attempt)
+        for event in recipe.run():
+            log.record(event)
+            yield event
+        return
     except Interrupted as exc:
-        yield stream.make("warning", code="interrupted", message=exc.message)
+        last = stream.make("warning", code="interrupted", message=exc.message)
     except Exception as exc:  # noqa: BLE001 - every failure is reported as an event
-        yield _error_event(stream, exc)
+        last = _error_event(stream, exc)
+    if log is not None:
+        try:
+            log.record(last)
+        except Exception:  # noqa: BLE001 - the event still goes out on the stream
+            pass
+    yield last
 
 
 if __name__ == "__main__":

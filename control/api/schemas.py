@@ -1,0 +1,127 @@
+"""One schema per request body or query, strict: wrong types and unknown fields are refused."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from flask import current_app, request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from control.api.errors import ApiError, from_validation
+from shared.presets import DEFAULT_PRESET
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class HyperparameterOverrides(_Strict):
+    """Single settings over the preset's, by the documents' names."""
+
+    num_epochs: Annotated[int, Field(ge=1, le=100)] | None = None
+    batch_size: Annotated[int, Field(ge=1, le=512)] | None = None
+    gradient_accumulation_steps: Annotated[int, Field(ge=1, le=1024)] | None = None
+    learning_rate: Annotated[float, Field(gt=0, le=1)] | None = None
+    lora_r: Annotated[int, Field(ge=1, le=1024)] | None = None
+    lora_alpha: Annotated[float, Field(gt=0, le=4096)] | None = None
+    lora_dropout: Annotated[float, Field(ge=0, lt=1)] | None = None
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] | None = None
+    max_seq_length: Annotated[int, Field(ge=32, le=131072)] | None = None
+    max_steps: Annotated[int, Field(ge=1)] | None = None
+    checkpoint_every_steps: Annotated[int, Field(ge=1, le=100000)] | None = None
+
+    @field_validator("learning_rate", "lora_alpha", "lora_dropout", "warmup_ratio", mode="before")
+    @classmethod
+    def _ints_are_numbers(cls, v):
+        return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+class GpuChoice(_Strict):
+    type: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    pricing: Literal["spot", "on_demand"] = "spot"
+
+
+class CreateJob(_Strict):
+    training_file_id: Annotated[str, Field(min_length=1, max_length=64)]
+    preset: Literal["conservative", "balanced", "aggressive"] = DEFAULT_PRESET
+    hyperparameters: HyperparameterOverrides = HyperparameterOverrides()
+    base_model: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    method: Literal["qlora", "lora"] | None = None
+    gpu: GpuChoice = GpuChoice()
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    description: Annotated[str, Field(max_length=5000)] | None = None
+    notes: Annotated[str, Field(max_length=20000)] | None = None
+    tags: Annotated[list[Annotated[str, Field(min_length=1, max_length=50)]], Field(max_length=20)] = []
+    start: bool = False
+
+
+class JobListQuery(_Strict):
+    model_config = ConfigDict(extra="forbid")   # query strings are text: coerce
+    page: Annotated[int, Field(ge=1)] = 1
+    per_page: Annotated[int, Field(ge=1, le=200)] = 50
+    status: str | None = None
+    created_by: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    preset: str | None = None
+    tag: str | None = None
+    q: Annotated[str, Field(max_length=200)] | None = None
+
+
+class MetricsQuery(_Strict):
+    model_config = ConfigDict(extra="forbid")
+    since_step: Annotated[int, Field(ge=0)] | None = None
+    max_points: Annotated[int, Field(ge=2, le=20000)] = 1000
+
+
+class EventsQuery(_Strict):
+    model_config = ConfigDict(extra="forbid")
+    after_id: Annotated[int, Field(ge=0)] = 0
+    limit: Annotated[int, Field(ge=1, le=1000)] = 200
+    type: str | None = None
+    attempt: Annotated[int, Field(ge=1)] | None = None
+
+
+class CostQuery(_Strict):
+    model_config = ConfigDict(extra="forbid")
+    training_file_id: Annotated[str, Field(min_length=1)]
+    preset: Literal["conservative", "balanced", "aggressive"] = DEFAULT_PRESET
+    base_model: str | None = None
+    method: Literal["qlora", "lora"] | None = None
+    gpu_type: str | None = None
+    pricing: Literal["spot", "on_demand"] = "spot"
+    num_epochs: Annotated[int, Field(ge=1, le=100)] | None = None
+    batch_size: Annotated[int, Field(ge=1, le=512)] | None = None
+    gradient_accumulation_steps: Annotated[int, Field(ge=1, le=1024)] | None = None
+    lora_r: Annotated[int, Field(ge=1, le=1024)] | None = None
+    max_steps: Annotated[int, Field(ge=1)] | None = None
+
+
+def json_body(schema: type[BaseModel]):
+    """The request's JSON body validated by ``schema``; a clear 4xx otherwise."""
+    if request.content_length and request.content_length > current_app.config["MAX_JSON_BYTES"]:
+        raise ApiError(413, "payload_too_large",
+                       f"JSON body too large: the limit is {current_app.config['MAX_JSON_BYTES']} bytes")
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "send the body as JSON with "
+                       "'Content-Type: application/json'")
+    raw = request.get_data(cache=False)
+    if len(raw) > current_app.config["MAX_JSON_BYTES"]:
+        raise ApiError(413, "payload_too_large", "JSON body too large")
+    try:
+        return schema.model_validate_json(raw or b"null")
+    except ValidationError as exc:
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            err = next(e for e in exc.errors() if e.get("type") == "json_invalid")
+            raise ApiError(400, "malformed_json", f"request body is not valid JSON: {err.get('msg')}") from None
+        if any(e.get("type") == "model_type" and not e.get("loc") for e in exc.errors()):
+            raise ApiError(400, "invalid_request", "request body must be a JSON object") from None
+        raise from_validation(exc) from None
+
+
+def query_args(schema: type[BaseModel]):
+    args = {k: v for k, v in request.args.items()}
+    try:
+        return schema.model_validate(args, strict=False)
+    except ValidationError as exc:
+        raise from_validation(exc) from None

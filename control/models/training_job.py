@@ -1,0 +1,142 @@
+"""Training jobs (named as in the product documents) and their attempts on the GPU endpoint."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from control.extensions import db
+from control.models.types import JSONType, UTCDateTime, iso, new_id, utcnow
+
+STATUSES = ("pending", "queued", "provisioning", "preprocessing", "model_loading", "training",
+            "evaluating", "finalizing", "completed", "recovering", "cancel_requested",
+            "cancelled", "failed")
+FINAL_STATUSES = ("completed", "cancelled", "failed")
+ACTIVE_STATUSES = tuple(s for s in STATUSES if s not in FINAL_STATUSES + ("pending",))
+
+
+class TrainingJob(db.Model):
+    __tablename__ = "training_jobs"
+    __table_args__ = (Index("ix_training_jobs_created_by_created_at", "created_by", "created_at"),
+                      Index("ix_training_jobs_status", "status"))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("tj"))
+    training_file_id: Mapped[str] = mapped_column(ForeignKey("training_files.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    notes: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list] = mapped_column(JSONType, default=list)
+    configuration: Mapped[dict] = mapped_column(JSONType)   # hyperparameters, gpu, base model, method
+    preset: Mapped[str] = mapped_column(String(32))
+    base_model: Mapped[str] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24), default="pending")
+    current_stage: Mapped[str | None] = mapped_column(String(24))
+    progress_percentage: Mapped[float] = mapped_column(Float, default=0.0)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cost_estimate: Mapped[float | None] = mapped_column(Float)
+    actual_cost: Mapped[float] = mapped_column(Float, default=0.0)
+    estimated_duration_minutes: Mapped[float | None] = mapped_column(Float)
+    actual_duration_minutes: Mapped[float | None] = mapped_column(Float)
+    runpod_job_id: Mapped[str | None] = mapped_column(String(128))
+    gpu_type: Mapped[str] = mapped_column(String(32))
+    gpu_pricing_tier: Mapped[str] = mapped_column(String(16))
+    current_epoch: Mapped[float | None] = mapped_column(Float)
+    current_step: Mapped[int | None] = mapped_column(Integer)
+    total_steps: Mapped[int | None] = mapped_column(Integer)
+    latest_loss: Mapped[float | None] = mapped_column(Float)
+    latest_learning_rate: Mapped[float | None] = mapped_column(Float)
+    latest_perplexity: Mapped[float | None] = mapped_column(Float)
+    estimated_time_remaining_minutes: Mapped[float | None] = mapped_column(Float)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_type: Mapped[str | None] = mapped_column(String(32))
+    error_fix: Mapped[str | None] = mapped_column(Text)
+    retry_count: Mapped[int] = mapped_column(Integer, default=0)
+    checkpoint_recovery_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_checkpoint_step: Mapped[int | None] = mapped_column(Integer)
+    storage_prefix: Mapped[str] = mapped_column(String(255))
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    attempts: Mapped[list["JobAttempt"]] = relationship(
+        back_populates="job", order_by="JobAttempt.number", cascade="all, delete-orphan")
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def current_attempt(self) -> "JobAttempt | None":
+        return self.attempts[-1] if self.attempts else None
+
+    def elapsed_minutes(self, now: datetime | None = None) -> float | None:
+        if not self.started_at:
+            return None
+        end = self.completed_at or now or utcnow()
+        return round((end - self.started_at).total_seconds() / 60, 2)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id, "training_file_id": self.training_file_id, "name": self.name,
+            "description": self.description, "notes": self.notes, "tags": self.tags or [],
+            "configuration": self.configuration, "preset": self.preset,
+            "base_model": self.base_model, "method": self.method,
+            "status": self.status, "current_stage": self.current_stage,
+            "progress_percentage": round(self.progress_percentage or 0.0, 2),
+            "started_at": iso(self.started_at), "completed_at": iso(self.completed_at),
+            "cost_estimate": self.cost_estimate, "actual_cost": round(self.actual_cost or 0.0, 4),
+            "estimated_duration_minutes": self.estimated_duration_minutes,
+            "actual_duration_minutes": self.actual_duration_minutes,
+            "elapsed_minutes": self.elapsed_minutes(),
+            "runpod_job_id": self.runpod_job_id, "gpu_type": self.gpu_type,
+            "gpu_pricing_tier": self.gpu_pricing_tier, "current_epoch": self.current_epoch,
+            "current_step": self.current_step, "total_steps": self.total_steps,
+            "latest_loss": self.latest_loss, "latest_learning_rate": self.latest_learning_rate,
+            "latest_perplexity": self.latest_perplexity,
+            "estimated_time_remaining_minutes": self.estimated_time_remaining_minutes,
+            "error_message": self.error_message, "error_type": self.error_type,
+            "error_fix": self.error_fix, "retry_count": self.retry_count,
+            "checkpoint_recovery_count": self.checkpoint_recovery_count,
+            "last_checkpoint_step": self.last_checkpoint_step,
+            "attempts": len(self.attempts),
+            "created_by": self.created_by, "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+        }
+
+
+class JobAttempt(db.Model):
+    """One dispatch of a job to the GPU endpoint; a lost worker means a new attempt."""
+
+    __tablename__ = "training_job_attempts"
+    __table_args__ = (UniqueConstraint("training_job_id", "number"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("att"))
+    training_job_id: Mapped[str] = mapped_column(ForeignKey("training_jobs.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    runpod_job_id: Mapped[str | None] = mapped_column(String(128))
+    runpod_status: Mapped[str | None] = mapped_column(String(24))
+    dispatched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    events_received: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str | None] = mapped_column(String(24))
+    error: Mapped[dict | None] = mapped_column(JSONType)
+
+    job: Mapped[TrainingJob] = relationship(back_populates="attempts")
+
+    def running_seconds(self, now: datetime | None = None) -> float:
+        if not self.started_at:
+            return 0.0
+        return max(0.0, ((self.ended_at or now or utcnow()) - self.started_at).total_seconds())
+
+    def to_dict(self) -> dict:
+        return {"number": self.number, "runpod_job_id": self.runpod_job_id,
+                "runpod_status": self.runpod_status, "dispatched_at": iso(self.dispatched_at),
+                "started_at": iso(self.started_at), "ended_at": iso(self.ended_at),
+                "events_received": self.events_received, "outcome": self.outcome,
+                "error": self.error}

@@ -1,0 +1,74 @@
+"""The GPU endpoint, through the runpod SDK's own client.
+
+``RUNPOD_ENDPOINT_BASE_URL`` points it at the local endpoint (the embedded default); with
+``RUNPOD_API_KEY`` and ``RUNPOD_ENDPOINT_ID`` and no base URL it reaches RunPod itself.
+"""
+from __future__ import annotations
+
+from flask import current_app
+
+from shared.job_input import JobInput
+
+FINAL_STATES = ("COMPLETED", "FAILED", "TIMED_OUT", "CANCELLED")   # the SDK's own list lacks CANCELLED
+RUNPOD_BASE_URL = "https://api.runpod.ai/v2"
+
+
+class EndpointError(Exception):
+    """The endpoint could not be reached or refused a request (``status`` 404: job gone)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+def endpoint():
+    """A ``runpod.Endpoint`` for this deployment, built without touching the SDK's globals."""
+    import runpod
+
+    cfg = current_app.config
+    ep = runpod.Endpoint(cfg["RUNPOD_ENDPOINT_ID"], api_key=cfg["RUNPOD_API_KEY"])
+    ep.rp_client.endpoint_url_base = (cfg.get("RUNPOD_ENDPOINT_BASE_URL") or RUNPOD_BASE_URL).rstrip("/")
+    return ep
+
+
+def _call(fn, what: str):
+    import requests
+
+    try:
+        return fn()
+    except requests.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        raise EndpointError(f"{what}: the endpoint answered {status}", status) from exc
+    except (requests.RequestException, RuntimeError, ValueError) as exc:
+        raise EndpointError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+def submit(job_input: JobInput) -> str:
+    """``/run`` with an explicit execution timeout and TTL (24 h hard limit); the RunPod job id."""
+    cfg = current_app.config
+    ms = cfg["RUNPOD_EXECUTION_TIMEOUT_S"] * 1000
+    body = {"input": job_input.model_dump(mode="json"),
+            "policy": {"executionTimeout": ms, "ttl": ms + 3600 * 1000}}
+    job = _call(lambda: endpoint().run(body), f"submitting job {job_input.job_id}")
+    return job.job_id
+
+
+def stream(runpod_job_id: str) -> tuple[str, list]:
+    """Read the stream once: (status, the outputs of the chunks read). Chunks read are gone."""
+    ep = endpoint()
+    reply = _call(lambda: ep.rp_client.get(f"{ep.endpoint_id}/stream/{runpod_job_id}", timeout=30),
+                  f"reading the stream of {runpod_job_id}")
+    return reply.get("status", "UNKNOWN"), [c.get("output") for c in reply.get("stream") or []
+                                            if isinstance(c, dict)]
+
+
+def status(runpod_job_id: str) -> dict:
+    ep = endpoint()
+    return _call(lambda: ep.rp_client.get(f"{ep.endpoint_id}/status/{runpod_job_id}"),
+                 f"reading the status of {runpod_job_id}")
+
+
+def cancel(runpod_job_id: str) -> dict:
+    ep = endpoint()
+    return _call(lambda: ep.rp_client.post(f"{ep.endpoint_id}/cancel/{runpod_job_id}", {}),
+                 f"cancelling {runpod_job_id}")

