@@ -124,6 +124,9 @@ def finish_attempt(job: TrainingJob, attempt: JobAttempt, runpod_status: str, re
     elif job.status == "cancel_requested" or runpod_status == "CANCELLED":
         mark_cancelled(job)
         return
+    elif err and "user_error" in err:                # the handler's classified error, by status only
+        attempt.outcome, attempt.error = "failed", err
+        fail(job, err["type"], err["message"], err.get("fix"))
     else:
         attempt.outcome = "lost"
         reason = (err or {}).get("message") or f"the worker ended the attempt as {runpod_status}"

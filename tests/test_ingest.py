@@ -114,3 +114,13 @@ def test_the_handlers_error_event_in_the_final_status_is_stored_and_classified(j
     db.session.refresh(job)
     assert (job.status, job.error_type, job.error_fix) == ("failed", "dataset_format", "fix the file")
     assert db.session.query(TrainingEvent).filter_by(training_job_id=job.id, type="error").count() == 1
+
+
+def test_a_classified_error_known_only_from_the_final_status_still_says_cause_and_fix(job):
+    """runpod 1.12 reports a yielded error as the repr of its dict; the log may be missing."""
+    reply = {"status": "FAILED", "error": str({"type": "out_of_memory", "user_error": False,
+                                               "message": "the GPU ran out of memory",
+                                               "fix": "Reduce batch_size to 2"})}
+    finish_attempt(job, job.current_attempt, "FAILED", reply)
+    db.session.refresh(job)
+    assert (job.status, job.error_type, job.error_fix) == ("failed", "out_of_memory", "Reduce batch_size to 2")

@@ -5,6 +5,7 @@ keeps in storage beside its checkpoints (``<prefix>/events/attempt-N/...jsonl``)
 """
 from __future__ import annotations
 
+import ast
 import json
 import logging
 
@@ -172,15 +173,31 @@ def stored_event_log(storage, job: TrainingJob, attempt_number: int) -> list:
 
 
 def error_from_status(reply: dict) -> dict | None:
-    """RunPod ends a job FAILED with the yielded error event (or a message) under ``error``."""
+    """The error of a FAILED status, as ``{"type", "message", "fix"?}`` or a whole error event.
+
+    runpod 1.12 puts ``str()`` of a yielded error (a Python repr, not JSON) under ``error``;
+    a handler that raised gives a plain message.
+
+    >>> error_from_status({"error": "{'type': 'out_of_memory', 'user_error': False, 'message': 'OOM', 'fix': 'smaller batch'}"})
+    {'type': 'out_of_memory', 'user_error': False, 'message': 'OOM', 'fix': 'smaller batch'}
+    >>> error_from_status({"error": "worker lost: killed by SIGKILL"})
+    {'type': 'worker_lost', 'message': 'worker lost: killed by SIGKILL'}
+    """
     err = reply.get("error") if isinstance(reply, dict) else None
     if isinstance(err, str):
+        parsed = None
         try:
-            err = json.loads(err)
+            parsed = json.loads(err)
         except json.JSONDecodeError:
-            return {"type": "worker_lost", "message": err}
-    if isinstance(err, dict):
-        if err.get("type") == "error" and isinstance(err.get("error"), dict):
-            return err
-        return {"type": err.get("type", "internal"), "message": err.get("message") or json.dumps(err)}
-    return None
+            try:
+                parsed = ast.literal_eval(err)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                pass
+        err = parsed if isinstance(parsed, dict) else {"type": "worker_lost", "message": err}
+    if not isinstance(err, dict):
+        return None
+    if err.get("type") == "error" and isinstance(err.get("error"), dict):
+        return err
+    if "message" in err and "type" in err:
+        return err
+    return {"type": "internal", "message": json.dumps(err)[:2000]}
