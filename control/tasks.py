@@ -93,7 +93,8 @@ def monitor(attempt_id: str, failures: int = 0) -> str:
     if status in gpu_endpoint.FINAL_STATES and not chunks:
         finish_attempt(job, attempt, status, _safe_status(attempt.runpod_job_id))
         return "finished"
-    queue.enqueue(monitor, attempt_id, delay=0 if chunks else interval)
+    # Everything pending came in this read: the next one is due after the interval.
+    queue.enqueue(monitor, attempt_id, delay=interval)
     return "watching"
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from control.extensions import db
 from control.models import FINAL_STATUSES, TrainingFile, TrainingJob, User, utcnow
@@ -189,7 +190,8 @@ def list_jobs(user: User, query):
         # JSON containment differs by database: match the quoted tag in the list's text.
         stmt = stmt.where(db.cast(TrainingJob.tags, db.String).ilike(f'%"{query.tag}"%'))
     total = db.session.scalar(select(db.func.count()).select_from(stmt.subquery()))
-    rows = db.session.scalars(stmt.order_by(TrainingJob.created_at.desc(), TrainingJob.id.desc())
+    rows = db.session.scalars(stmt.options(selectinload(TrainingJob.attempts))
+                              .order_by(TrainingJob.created_at.desc(), TrainingJob.id.desc())
                               .limit(query.per_page).offset((query.page - 1) * query.per_page)).all()
     return rows, total
 
