@@ -26,17 +26,14 @@ def in_app(fn):
     """Run a task inside the app: the worker's own, or one built from the environment."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        if has_app_context():
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                db.session.remove()
-        from control.app import create_app
-        with create_app().app_context():
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                db.session.remove()
+        if not has_app_context():
+            from control.app import create_app
+            with create_app().app_context():
+                return wrapper(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            db.session.remove()
     return wrapper
 
 

@@ -66,7 +66,7 @@ def test_an_upload_without_the_file_field_is_a_400(client, auth):
     assert r.status_code == 400 and r.get_json()["error"]["field"] == "file"
 
 
-def test_a_huge_body_is_a_413_without_reading_it(client, auth, app):
+def test_a_huge_upload_body_is_a_413(client, auth, app):
     app.config["MAX_CONTENT_LENGTH"] = 1024
     r = client.post("/api/training-files", headers=auth, data=b"x" * 4096,
                     content_type="multipart/form-data; boundary=zz")

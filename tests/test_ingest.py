@@ -124,3 +124,13 @@ def test_a_classified_error_known_only_from_the_final_status_still_says_cause_an
     finish_attempt(job, job.current_attempt, "FAILED", reply)
     db.session.refresh(job)
     assert (job.status, job.error_type, job.error_fix) == ("failed", "out_of_memory", "Reduce batch_size to 2")
+
+
+def test_the_metrics_route_thins_long_curves_evenly_and_serves_increments(job, client, auth):
+    ingest(job, job.current_attempt, _events(job.id, steps=23))
+    thinned = client.get(f"/api/training/jobs/{job.id}/metrics?max_points=5", headers=auth).get_json()
+    assert (thinned["points_total"], thinned["every_nth"]) == (23, 5)
+    assert [p["step"] for p in thinned["data"]] == [5, 10, 15, 20, 23]
+    assert thinned["data"][-1]["training_loss"] == pytest.approx(3.0 - 2.3)
+    newer = client.get(f"/api/training/jobs/{job.id}/metrics?since_step=20", headers=auth).get_json()
+    assert [p["step"] for p in newer["data"]] == [21, 22, 23]

@@ -1,5 +1,5 @@
 """The JSON API blueprint: ``/api/training-files``, ``/api/training/...``, ``/api/openapi.json``."""
-from flask import Blueprint, g
+from flask import Blueprint
 
 from control.api import errors
 from control.api.auth import authenticate
@@ -40,4 +40,4 @@ def _platform(exc: PipelineError):
 
 from control.api import costs, downloads, job_records, jobs, openapi, training_files  # noqa: E402,F401
 
-__all__ = ["bp", "g"]
+__all__ = ["bp"]

@@ -9,23 +9,24 @@ from sqlalchemy import select
 from control.api import bp
 from control.api.schemas import EventsQuery, MetricsQuery, query_args
 from control.extensions import db
-from control.models import MetricPoint, ModelArtifact, TrainingEvent
+from control.models import METRIC_FIELDS, MetricPoint, ModelArtifact, TrainingEvent
 from control.services.jobs import visible_job
 
 
 def metric_points(job_id: str, since_step: int | None, max_points: int) -> tuple[list, int, int]:
     """The job's points after ``since_step``, thinned evenly to at most ``max_points`` (+ the last)."""
-    base = select(MetricPoint).where(MetricPoint.training_job_id == job_id)
+    cond = [MetricPoint.training_job_id == job_id]
     if since_step is not None:
-        base = base.where(MetricPoint.step > since_step)
-    total = db.session.scalar(select(db.func.count()).select_from(base.subquery()))
+        cond.append(MetricPoint.step > since_step)
+    total = db.session.scalar(select(db.func.count()).where(*cond))
     every = max(1, math.ceil(total / max_points))
-    stmt = base
     if every > 1:
         last = db.session.scalar(select(db.func.max(MetricPoint.step)).where(MetricPoint.training_job_id == job_id))
-        stmt = base.where((MetricPoint.step % every == 0) | (MetricPoint.step == last))
-    rows = db.session.scalars(stmt.order_by(MetricPoint.step)).all()
-    return [r.to_dict() for r in rows], total, every
+        cond.append((MetricPoint.step % every == 0) | (MetricPoint.step == last))
+    # Plain rows, not ORM objects: building 1,000 objects was most of the route's time.
+    columns = [getattr(MetricPoint, f) for f in METRIC_FIELDS]
+    rows = db.session.execute(select(*columns).where(*cond).order_by(MetricPoint.step)).mappings()
+    return [dict(r) for r in rows], total, every
 
 
 @bp.get("/training/jobs/<job_id>/metrics")

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from control.extensions import db
-from control.models import FINAL_STATUSES, TrainingFile, TrainingJob, User, utcnow
+from control.models import TrainingFile, TrainingJob, User, utcnow
 from control.models.types import new_id
 from control.services import queue
 from shared import cost
@@ -195,7 +195,3 @@ def list_jobs(user: User, query):
                               .limit(query.per_page).offset((query.page - 1) * query.per_page)).all()
     return rows, total
 
-
-__all__ = ["JobStateError", "NotFound", "cancel", "create", "delete", "estimate_for", "job_input",
-           "list_jobs", "mark_cancelled", "resolve_settings", "settle_cost", "start",
-           "visible_file", "visible_job", "FINAL_STATUSES"]
