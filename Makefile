@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 TORCH  ?= torch==2.13.0
 DEMO   ?= runs/demo
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,6 +30,10 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/training_throughput.py
+
+# PNGs of every console page, laptop and phone widths, into screenshots/ (needs Debian's chromium).
+screenshots: setup
+	$(PY) scripts/screenshots.py --out screenshots
 
 clean:
 	rm -rf $(VENV) runs

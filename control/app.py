@@ -6,7 +6,7 @@ import os
 from flask import Flask, jsonify
 
 from control import config as config_module
-from control.extensions import db, migrate
+from control.extensions import csrf, db, migrate
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -19,6 +19,7 @@ def create_app(config: dict | None = None) -> Flask:
     if uri.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(uri[len("sqlite:///"):]) or ".", exist_ok=True)
     db.init_app(app)
+    csrf.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     with app.app_context():
         engine = db.engine
@@ -28,8 +29,11 @@ def create_app(config: dict | None = None) -> Flask:
     from control import models  # noqa: F401  (tables registered with the metadata)
     from control.api import bp as api_bp
     from control.api import errors
+    from control.console import bp as console_bp
 
+    csrf.exempt(api_bp)          # bearer tokens, no cookies: nothing for a forged form to ride on
     app.register_blueprint(api_bp)
+    app.register_blueprint(console_bp)
     errors.register(app)
 
     @app.get("/healthz")

@@ -10,6 +10,14 @@
 | ``SECRET_KEY`` | generated under ``var/`` | signs download links |
 | ``DEFAULT_BASE_MODEL`` / ``DEFAULT_METHOD`` / ``DEFAULT_GPU_TYPE`` | ``embedded`` / ``lora`` / ``LOCAL_CPU`` with the local endpoint, else Llama 3 70B / ``qlora`` / ``H100_PCIE`` | |
 | ``MONITOR_INTERVAL_SECONDS`` | ``5`` | how often a running attempt's stream is read |
+| ``SESSION_COOKIE_SECURE`` | ``0`` | ``1`` behind HTTPS: the console's cookie only travels encrypted |
+| ``CONSOLE_POLL_SECONDS`` | ``2`` | how often the console's live parts ask for news |
+| ``MAX_RECOVERIES`` | ``5`` | new attempts after lost ones before the job fails |
+| ``RECOVERY_BACKOFF_SECONDS`` | ``5`` | wait before the first new attempt, doubling (60 s at most) |
+| ``STALL_MIN_SECONDS`` / ``STALL_STEP_FACTOR`` | ``600`` / ``10`` | silent for max(min, factor × step time) while training: stalled |
+| ``STALL_STAGE_SECONDS`` | ``1800`` | the same outside training (loading, evaluating) |
+| ``PROVISIONING_TIMEOUT_SECONDS`` | ``1800`` | in RunPod's queue this long: no capacity, the job fails |
+| ``SWEEP_INTERVAL_SECONDS`` / ``SWEEP_GRACE_SECONDS`` | ``15`` / ``60`` | how often workers look for lost tasks, and how old they must be |
 """
 from __future__ import annotations
 
@@ -72,4 +80,20 @@ def from_env(env=None) -> dict:
         "MAX_CONTENT_LENGTH": int(env.get("DATASET_MAX_BYTES", 100 * 1024 * 1024)) + 1024 * 1024,
         "MAX_JSON_BYTES": 1024 * 1024,
         "DOWNLOAD_LINK_TTL_S": 24 * 3600,
+        # The console: a signed session cookie, not readable by scripts, not sent cross-site.
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": env.get("SESSION_COOKIE_SECURE", "0").lower() in ("1", "true", "yes"),
+        "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+        "WTF_CSRF_TIME_LIMIT": None,      # a form's token lives as long as its session
+        "CONSOLE_POLL_SECONDS": float(env.get("CONSOLE_POLL_SECONDS", 2)),
+        # Recovery (control/services/recovery.py).
+        "MAX_RECOVERIES": int(env.get("MAX_RECOVERIES", 5)),
+        "RECOVERY_BACKOFF_SECONDS": float(env.get("RECOVERY_BACKOFF_SECONDS", 5)),
+        "STALL_MIN_SECONDS": float(env.get("STALL_MIN_SECONDS", 600)),
+        "STALL_STEP_FACTOR": float(env.get("STALL_STEP_FACTOR", 10)),
+        "STALL_STAGE_SECONDS": float(env.get("STALL_STAGE_SECONDS", 1800)),
+        "PROVISIONING_TIMEOUT_SECONDS": float(env.get("PROVISIONING_TIMEOUT_SECONDS", 1800)),
+        "SWEEP_INTERVAL_SECONDS": float(env.get("SWEEP_INTERVAL_SECONDS", 15)),
+        "SWEEP_GRACE_SECONDS": float(env.get("SWEEP_GRACE_SECONDS", 60)),
     }

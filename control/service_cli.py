@@ -1,10 +1,11 @@
 """The service commands of ``pipeline``: run the system, and administer it.
 
     pipeline up [--port P] [--workers N]       everything, in the foreground (Ctrl-C stops it)
-    pipeline serve [--port P]                  the web server (API; console to come)
+    pipeline serve [--port P]                  the web server (console at /, API at /api)
     pipeline worker                            an RQ worker (with the scheduler)
     pipeline endpoint [--port P] [--workers N] the local RunPod-compatible endpoint
-    pipeline users create EMAIL [--role R]
+    pipeline users create EMAIL [--role R] [--password]
+    pipeline users set-password EMAIL          a console password (asked twice, never echoed)
     pipeline tokens create EMAIL [--name N]    prints the token once
     pipeline db upgrade                        apply the migrations
 """
@@ -39,14 +40,11 @@ def serve(host, port, threads):
 @click.command()
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
 def worker(burst):
-    """Run an RQ worker for the dispatch and monitor tasks."""
-    from rq import Worker
-
-    from control.services.queue import get_queue, redis_connection
+    """Run an RQ worker for the dispatch and monitor tasks; it also sweeps for lost ones."""
+    from control.services.queue import work_forever
     app = _app()
     with app.app_context():
-        queue = get_queue()
-        Worker([queue], connection=redis_connection()).work(burst=burst, with_scheduler=True)
+        work_forever(burst=burst)
 
 
 @click.group()
@@ -54,19 +52,55 @@ def users():
     """Manage users."""
 
 
+def _set_password(user, password: str) -> None:
+    try:
+        user.set_password(password)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="password") from None
+
+
+PASSWORD_OPTION = dict(prompt=True, hide_input=True, confirmation_prompt=True,
+                       envvar="BRIGHTRUN_PASSWORD",
+                       help="The console password (asked for when not given; or $BRIGHTRUN_PASSWORD).")
+
+
 @users.command("create")
 @click.argument("email")
 @click.option("--role", type=click.Choice(["admin", "engineer"]), default="engineer", show_default=True)
-def users_create(email, role):
+@click.option("--password", "with_password", is_flag=True,
+              help="Also set a console password (asked for twice, or taken from $BRIGHTRUN_PASSWORD).")
+def users_create(email, role, with_password):
+    """Create a user; API tokens and a console password are theirs to add."""
     from control.extensions import db
     from control.models import User
     with _app().app_context():
         if db.session.query(User).filter_by(email=email).first():
             raise click.ClickException(f"user {email} already exists")
         user = User(email=email, role=role)
+        if with_password:
+            password = os.environ.get("BRIGHTRUN_PASSWORD") or click.prompt(
+                "Password", hide_input=True, confirmation_prompt=True)
+            _set_password(user, password)
         db.session.add(user)
         db.session.commit()
-        click.echo(f"created {role} {email} ({user.id})")
+        click.echo(f"created {role} {email} ({user.id})"
+                   + ("; they can sign in to the console" if with_password else ""))
+
+
+@users.command("set-password")
+@click.argument("email")
+@click.option("--password", **PASSWORD_OPTION)
+def users_set_password(email, password):
+    """Set (or change) EMAIL's console password."""
+    from control.extensions import db
+    from control.models import User
+    with _app().app_context():
+        user = db.session.query(User).filter_by(email=email).first()
+        if user is None:
+            raise click.ClickException(f"no user {email}: create one with `pipeline users create {email}`")
+        _set_password(user, password)
+        db.session.commit()
+        click.echo(f"console password set for {email}")
 
 
 @click.group()
@@ -133,10 +167,10 @@ def up(port, endpoint_port, workers):
         subprocess.Popen(run + ["worker"], env=env),
         subprocess.Popen(run + ["serve", "--port", str(port)], env=env),
     ]
-    click.echo(f"BrightRun is up: API http://127.0.0.1:{port}/api  ·  local endpoint "
-               f"{env['RUNPOD_ENDPOINT_BASE_URL']} ({workers} worker(s))  ·  data in {data_dir()}\n"
-               "Create a user and a token: pipeline users create you@example.com && "
-               "pipeline tokens create you@example.com.  Ctrl-C stops everything.")
+    click.echo(f"BrightRun is up: console http://127.0.0.1:{port}/  ·  API http://127.0.0.1:{port}/api  ·  "
+               f"local endpoint {env['RUNPOD_ENDPOINT_BASE_URL']} ({workers} worker(s))  ·  data in {data_dir()}\n"
+               "Create a user who can sign in: pipeline users create you@example.com --password; "
+               "an API token: pipeline tokens create you@example.com.  Ctrl-C stops everything.")
     stopping = False
 
     def stop(*_):

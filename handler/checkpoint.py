@@ -18,6 +18,10 @@ from shared.errors import StorageError
 from shared.storage import Storage, join
 
 MANIFEST = "manifest.json"
+
+
+class DamagedCheckpoint(StorageError):
+    """A checkpoint whose files do not match its manifest: skipped for the one before it."""
 _STEP = re.compile(r"/?checkpoints/step-(\d{8})/manifest\.json$")
 
 
@@ -67,6 +71,15 @@ def candidates(storage: Storage, prefix: str) -> list[Checkpoint]:
     return sorted(found, key=lambda c: -c.step)
 
 
+def find(storage: Storage, key: str) -> Checkpoint | None:
+    """The checkpoint at ``key`` (``<prefix>/checkpoints/step-N``), if it is complete."""
+    m = _STEP.search(join(key, MANIFEST))
+    manifest_key = join(key, MANIFEST)
+    if m is None or not storage.exists(manifest_key):
+        return None
+    return Checkpoint(key, int(m.group(1)), json.loads(storage.get_bytes(manifest_key)))
+
+
 def download(storage: Storage, ckpt: Checkpoint, dest: Path) -> dict[str, Path]:
     """Fetch a checkpoint's files and verify them; raises StorageError if any is damaged."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -75,7 +88,7 @@ def download(storage: Storage, ckpt: Checkpoint, dest: Path) -> dict[str, Path]:
         path = dest / name
         storage.get_file(join(ckpt.key, name), path)
         if path.stat().st_size != entry["size"] or sha256_file(path) != entry["sha256"]:
-            raise StorageError(f"checkpoint {ckpt.key}: {name} does not match its manifest")
+            raise DamagedCheckpoint(f"checkpoint {ckpt.key}: {name} does not match its manifest")
         paths[name] = path
     return paths
 

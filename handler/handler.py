@@ -34,6 +34,7 @@ attempt, which resumes from that checkpoint. A re-run of the same job by RunPod 
 """
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
@@ -44,13 +45,22 @@ import peft  # noqa: F401
 
 from handler.event_log import EventLog
 from handler.recipe import Recipe
-from shared.errors import ConfigError, Interrupted, PipelineError
+from shared.errors import ConfigError, ErrorType, Interrupted, Superseded
 from shared.events import EventStream
+from shared.failures import classify
 from shared.job_input import JobInput
 from shared.storage import storage_from_env
+from shared.storage.retrying import RetryingStorage
+
+# How long storage may be down before the attempt fails (the job then recovers from its
+# last checkpoint on a new attempt).
+STORAGE_PATIENCE_S = float(os.environ.get("STORAGE_RETRY_SECONDS", 300))
 
 _stop = threading.Event()
 _installed = False
+# The configuration runpod.serverless.start runs with; "refresh_worker" set here makes the
+# SDK stop this worker once the job in hand has ended.
+WORKER_CONFIG: dict = {"return_aggregate_stream": False}
 
 
 def _install_sigterm() -> None:
@@ -69,17 +79,20 @@ def _install_sigterm() -> None:
     _installed = True
 
 
-def _error_event(stream: EventStream, exc: Exception) -> dict:
-    if isinstance(exc, PipelineError):
-        info = exc.to_dict()
-    elif isinstance(exc, torch.cuda.OutOfMemoryError):
-        info = {"type": "out_of_memory", "user_error": False,
-                "message": "the GPU ran out of memory", "fix": "Reduce batch_size or "
-                "max_seq_length, or use the qlora method."}
-    else:
-        info = {"type": "internal", "user_error": False,
-                "message": f"{type(exc).__name__}: {exc}", "fix": None}
-    return stream.make("error", error=info)
+def _gpu_memory_gb() -> float | None:
+    if torch.cuda.is_available():
+        return round(torch.cuda.get_device_properties(0).total_memory / 2**30)
+    return None
+
+
+def _error_event(stream: EventStream, exc: Exception, settings: dict | None = None) -> dict:
+    """The failure, classified (``shared.failures``): type, user or platform, message, cause,
+    fix, and the settings a retry should change. A GPU fault also retires this worker."""
+    failure = classify(exc, settings=settings, gpu_memory_gb=_gpu_memory_gb())
+    if failure.type == ErrorType.GPU_FAULT.value:
+        # The CUDA context is unusable: stop this worker after the job, so RunPod replaces it.
+        WORKER_CONFIG["refresh_worker"] = True
+    return stream.make("error", error=failure.to_dict())
 
 
 def handler(job: dict):
@@ -96,7 +109,7 @@ def handler(job: dict):
     stream = EventStream(job_input.job_id, job_input.attempt)
     log = None
     try:
-        storage = storage_from_env()
+        storage = RetryingStorage(storage_from_env(), patience_s=STORAGE_PATIENCE_S)
         recipe = Recipe(job_input, storage, should_stop=_stop.is_set)
         stream = recipe.events
         log = EventLog(storage, job_input.checkpoint.prefix, job_input.attempt)
@@ -106,8 +119,10 @@ def handler(job: dict):
         return
     except Interrupted as exc:
         last = stream.make("warning", code="interrupted", message=exc.message)
+    except Superseded as exc:
+        last = stream.make("warning", code="superseded", message=exc.message)
     except Exception as exc:  # noqa: BLE001 - every failure is reported as an event
-        last = _error_event(stream, exc)
+        last = _error_event(stream, exc, job_input.hyperparameters.model_dump())
     if log is not None:
         try:
             log.record(last)
@@ -119,4 +134,5 @@ def handler(job: dict):
 if __name__ == "__main__":
     import runpod
 
-    runpod.serverless.start({"handler": handler, "return_aggregate_stream": False})
+    WORKER_CONFIG["handler"] = handler
+    runpod.serverless.start(WORKER_CONFIG)

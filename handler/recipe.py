@@ -32,13 +32,16 @@ from handler import batching, checkpoint, models
 from handler.tokenization import EncodedSplit, encode_conversations
 from shared.dataset import min_quality, parse_bytes, split_conversations
 from shared.dataset.folding import to_sequences
-from shared.errors import CheckpointMismatch, DatasetError, Interrupted, Problem, StorageError
+from shared.errors import (CheckpointMismatch, ConfigError, DatasetError, Interrupted, Problem,
+                           StorageError, Superseded, TimeLimitReached)
 from shared.events import EventStream
 from shared.job_input import JobInput
 from shared.storage import Storage, join
 
 FEW_STEPS = 10
 SEQ_BLOCK = 1_000_000   # events one run of an attempt may emit (a 24 h run at 1 step/s: 86,400)
+CONTROL_POLL_S = 5.0    # how often training looks at <prefix>/control/ (checkpoint requests, newer attempts)
+TIME_LIMIT_MARGIN_S = 60.0   # stop this long (plus 3 steps) before the time limit, to checkpoint
 
 
 @dataclass
@@ -77,6 +80,8 @@ class Recipe:
         self.resumes = 0
         self.metrics: list[dict] = []
         self.last_checkpoint_step = 0
+        self.started = time.monotonic()
+        self.last_poll = 0.0
 
     def _run_seq_base(self) -> int:
         """Events are stored idempotently by (job, attempt, seq), and RunPod may re-run an
@@ -90,6 +95,7 @@ class Recipe:
     # ---------------------------------------------------------------- the whole run
     def run(self) -> Iterator[dict]:
         ev = self.events
+        self._check_current_attempt()
         done = self._finished_summary()
         if done is not None:
             yield ev.make("completed", summary=done)
@@ -117,10 +123,14 @@ class Recipe:
                 f"({self.hp.batch_size} x {self.hp.gradient_accumulation_steps}): the adapter may "
                 "learn little. Use more data, more epochs, or a smaller batch_size."))
 
-        message = f"resumed from step {resumed_from.step}" if resumed_from else None
-        yield ev.make("stage", stage="training", message=message)
+        message = (f"resumed from step {resumed_from.step}" if resumed_from else
+                   f"started from the adapter of {self.job.checkpoint.init_from}"
+                   if self.job.checkpoint.init_from else None)
+        yield ev.make("stage", stage="training", message=message,
+                      resumed_from_step=resumed_from.step if resumed_from else None)
         yield from self._train()
 
+        self._check_current_attempt()
         yield ev.make("stage", stage="evaluating")
         base, trained = self._evaluate()
         scored = self.val if self.val.sequences else self.train
@@ -132,6 +142,7 @@ class Recipe:
             "improvement_pct": improvement_pct(base, trained)}
         yield ev.make("evaluation", **self.evaluation)
 
+        self._check_current_attempt()
         yield ev.make("stage", stage="finalizing")
         yield from self._save_outputs()
         yield ev.make("completed", summary=self.summary)
@@ -245,8 +256,8 @@ class Recipe:
             with tempfile.TemporaryDirectory() as tmp:
                 try:
                     files = checkpoint.download(self.storage, ckpt, Path(tmp))
-                except StorageError:
-                    continue  # damaged: fall back to the one before
+                except checkpoint.DamagedCheckpoint:
+                    continue  # damaged: fall back to the one before (storage down: raised)
                 set_peft_model_state_dict(self.model, load_file(str(files["adapter_model.safetensors"])))
                 self._resume_state = torch.load(files["state.pt"], weights_only=False)
                 self._resume_state["optimizer"] = torch.load(files["optimizer.pt"], weights_only=True)
@@ -259,7 +270,26 @@ class Recipe:
             self.resumes = state["resumes"] + 1
             self.last_checkpoint_step = self.step
             return ckpt
+        if self.job.checkpoint.init_from:
+            self._start_from(self.job.checkpoint.init_from)
         return None
+
+    def _start_from(self, key: str) -> None:
+        """A new job continuing another's training: its adapter weights from that job's
+        checkpoint; the optimizer, schedule and step count start afresh for this job's plan."""
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+        ckpt = checkpoint.find(self.storage, key)
+        if ckpt is None:
+            raise ConfigError([Problem("checkpoint.init_from", f"no complete checkpoint at {key!r}")])
+        with tempfile.TemporaryDirectory() as tmp:
+            files = checkpoint.download(self.storage, ckpt, Path(tmp))
+            try:
+                set_peft_model_state_dict(self.model, load_file(str(files["adapter_model.safetensors"])))
+            except RuntimeError as exc:
+                raise ConfigError([Problem("checkpoint.init_from", (
+                    f"the adapter in {key} does not fit this job's settings (base model, method, "
+                    f"lora_r and target modules must match): {str(exc)[:300]}"))]) from None
 
     def _save_checkpoint(self, reason: str) -> dict:
         from peft import get_peft_model_state_dict
@@ -296,7 +326,18 @@ class Recipe:
         run_start, steps_this_run = time.monotonic(), 0
         while self.step < self.total_steps:
             if self.should_stop():
+                if self.step > self.last_checkpoint_step and hasattr(self, "scheduler"):
+                    yield self._save_checkpoint("signal")      # the control plane sees what is safe
                 raise self._interrupt()
+            if time.monotonic() - self.last_poll >= CONTROL_POLL_S:
+                self.last_poll = time.monotonic()
+                if self._poll_control():
+                    yield (self._save_checkpoint("requested") if self.step > self.last_checkpoint_step
+                           else self._checkpoint_event(self.last_checkpoint_step, "requested"))
+            if self._near_time_limit(steps_this_run and (time.monotonic() - run_start) / steps_this_run):
+                if self.step > self.last_checkpoint_step:
+                    yield self._save_checkpoint("time_limit")
+                raise TimeLimitReached(self.step, self.job.time_limit_seconds)
             _, indices = self.plan[self.step]
             t0 = time.monotonic()
             lr = self.optimizer.param_groups[0]["lr"]     # the rate this step uses
@@ -326,12 +367,45 @@ class Recipe:
             # Evaluation and saving can then restart without retraining.
             yield self._save_checkpoint("final")
 
+    # ---------------------------------------------------------------- the control plane's word
+    def _control_key(self, name: str) -> str:
+        return join(self.prefix, "control", name)
+
+    def _read_control(self, name: str) -> dict | None:
+        """A control document, or None when there is none (or storage does not answer now:
+        the next poll asks again)."""
+        store = getattr(self.storage, "inner", self.storage)      # no retrying for a poll
+        try:
+            return json.loads(store.get_bytes(self._control_key(name)))
+        except (StorageError, ValueError):
+            return None
+
+    def _check_current_attempt(self) -> None:
+        """Stop if the control plane has moved on to a newer attempt (never two writers)."""
+        current = (self._read_control("attempt.json") or {}).get("attempt", 0)
+        if current > self.job.attempt:
+            raise Superseded(self.job.attempt, current)
+
+    def _poll_control(self) -> bool:
+        """A newer attempt stops this one; a checkpoint request is taken (and cleared)."""
+        self._check_current_attempt()
+        if self._read_control("checkpoint-request.json") is None:
+            return False
+        self.storage.delete(self._control_key("checkpoint-request.json"))
+        return True
+
+    def _checkpoint_event(self, step: int, reason: str) -> dict:
+        return self.events.make("checkpoint", step=step, key=checkpoint.checkpoint_key(self.prefix, step),
+                                reason=reason)
+
+    def _near_time_limit(self, per_step: float) -> bool:
+        limit = self.job.time_limit_seconds
+        if not limit:
+            return False
+        return time.monotonic() - self.started + TIME_LIMIT_MARGIN_S + 3 * (per_step or 0) >= limit
+
     def _interrupt(self) -> Interrupted:
-        key = None
-        if self.step > self.last_checkpoint_step and hasattr(self, "scheduler"):
-            key = self._save_checkpoint("signal")["key"]
-        elif self.last_checkpoint_step:
-            key = checkpoint.checkpoint_key(self.prefix, self.last_checkpoint_step)
+        key = checkpoint.checkpoint_key(self.prefix, self.last_checkpoint_step) if self.last_checkpoint_step else None
         return Interrupted(self.step, key)
 
     def _train_step(self, micro: list[list[int]]) -> tuple[float, float, int, int]:

@@ -16,6 +16,8 @@ class ErrorType(str, enum.Enum):
     BASE_MODEL_ACCESS = "base_model_access"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
+    WORKER_LOST = "worker_lost"      # a reclaimed spot worker, a killed process
+    GPU_FAULT = "gpu_fault"          # an unrecoverable CUDA error: the worker exits
     INTERNAL = "internal"
 
     @property
@@ -120,3 +122,26 @@ class Interrupted(PipelineError):
         saved = f"checkpoint saved at step {step}" if checkpoint_key else "no checkpoint could be saved"
         super().__init__(f"Training interrupted at step {step}; {saved}.",
                          fix="Run the same command again to resume from the last checkpoint.")
+
+
+class Superseded(PipelineError):
+    """A newer attempt of the same job is running: this one stops without writing anything."""
+
+    error_type = ErrorType.INTERRUPTED
+
+    def __init__(self, attempt: int, current: int):
+        super().__init__(f"attempt {attempt} stopped: attempt {current} of this job is the current one",
+                         fix="Nothing to do: the current attempt carries on.")
+
+
+class TimeLimitReached(PipelineError):
+    """The job's hard time limit came near: a checkpoint was saved and training stopped."""
+
+    error_type = ErrorType.TIMEOUT
+
+    def __init__(self, step: int, limit_s: float):
+        super().__init__(
+            f"the job reached its time limit ({limit_s / 3600:.1f} h over all attempts) at step "
+            f"{step}; a checkpoint of step {step} was saved",
+            fix=f"Continue training from the checkpoint of step {step} in a new job (Retry > continue "
+                "from a checkpoint), or reduce num_epochs or max_steps.")

@@ -28,6 +28,7 @@ class StageEvent(_Event):
     type: Literal["stage"] = "stage"
     stage: Stage
     message: str | None = None
+    resumed_from_step: int | None = None     # training: the checkpoint this run continues from
 
 
 class MetricsEvent(_Event):
@@ -48,7 +49,7 @@ class CheckpointEvent(_Event):
     type: Literal["checkpoint"] = "checkpoint"
     step: int
     key: str
-    reason: Literal["interval", "signal", "final"] = "interval"
+    reason: Literal["interval", "signal", "final", "requested", "time_limit"] = "interval"
 
 
 class EvalScores(BaseModel):
@@ -85,6 +86,8 @@ class ErrorInfo(BaseModel):
     user_error: bool
     message: str
     fix: str | None = None
+    cause: str | None = None          # the likely cause, in a sentence
+    adjustment: dict | None = None    # settings a retry should change, e.g. {"batch_size": 2}
     count: int | None = None          # for inputs with problems: how many, and each one
     problems: list[dict] | None = None
 

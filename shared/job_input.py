@@ -75,6 +75,9 @@ class CheckpointSettings(_Strict):
     every_steps: Annotated[int, Field(ge=1)] = 100
     prefix: Annotated[str, Field(description="storage prefix for checkpoints and outputs; "
                                  "keyed by the training job, not the RunPod job")]
+    init_from: Annotated[str | None, Field(description=(
+        "a checkpoint key of another job (…/checkpoints/step-N) whose adapter weights and "
+        "optimizer state this job starts from, when it has no checkpoint of its own"))] = None
 
 
 class ValidationSettings(_Strict):
@@ -99,6 +102,9 @@ class JobInput(_Strict):
     validation: ValidationSettings = ValidationSettings()
     data: DataSettings = DataSettings()
     seed: int = 42
+    time_limit_seconds: Annotated[int | None, Field(ge=1, description=(
+        "this attempt's share of the job's hard time limit: the handler checkpoints and stops "
+        "before it runs out"))] = None
 
     @classmethod
     def parse(cls, raw) -> "JobInput":

@@ -97,13 +97,51 @@ def test_an_ended_attempt_is_reconciled_from_the_handlers_event_log(job, app):
     assert db.session.query(TrainingEvent).filter_by(training_job_id=job.id).count() == 5
 
 
-def test_an_attempt_that_ends_without_completing_fails_the_job_as_the_platforms_error(job):
+def _scheduled_dispatches():
+    from control.services.queue import get_queue
+    queue = get_queue()
+    jobs = [queue.fetch_job(i) for i in queue.scheduled_job_registry.get_job_ids()] + queue.get_jobs()
+    return [j for j in jobs if j and j.func_name.endswith("dispatch")]
+
+
+def test_a_lost_attempt_is_recorded_and_a_new_one_dispatched(job, app):
+    s = EventStream(job.id, 1)
+    ingest(job, job.current_attempt, _events(job.id, steps=2)
+           + [s.make("checkpoint", step=2, key="jobs/x/checkpoints/step-00000002")])
+    ingest(job, job.current_attempt, [EventStream(job.id, 1, 100).make(
+        "metrics", step=3, total_steps=10, epoch=0.3, loss=2.7, lr=1e-4)])
+    finish_attempt(job, job.current_attempt, "FAILED", {"status": "FAILED", "error": "worker lost: killed by SIGKILL"})
+    db.session.refresh(job)
+    assert (job.status, job.checkpoint_recovery_count) == ("recovering", 1)
+    attempt = job.current_attempt
+    assert (attempt.outcome, attempt.last_step, attempt.steps_lost) == ("lost", 3, 1)
+    assert attempt.error["type"] == "worker_lost" and attempt.error["user_error"] is False
+    assert job.to_dict()["interruptions"][0]["steps_lost"] == 1
+    assert len(_scheduled_dispatches()) == 1
+
+
+def test_past_the_recovery_limit_the_job_fails_and_says_why(job, app):
+    app.config["MAX_RECOVERIES"] = 0
     ingest(job, job.current_attempt, _events(job.id, steps=2))
     finish_attempt(job, job.current_attempt, "FAILED", {"status": "FAILED", "error": "worker lost"})
     db.session.refresh(job)
-    assert job.status == "failed" and job.error_type == "worker_lost"
-    assert "worker lost" in job.error_message
-    assert job.current_attempt.outcome == "lost"
+    assert job.status == "failed" and job.error_type == "worker_lost" and job.error_user is False
+    assert "more than the limit of 0 recoveries" in job.error_message
+    assert "MAX_RECOVERIES" in job.error_fix
+    assert job.current_attempt.outcome == "lost" and _scheduled_dispatches() == []
+
+
+def test_events_of_a_stale_attempt_are_stored_but_not_applied(job):
+    ingest(job, job.current_attempt, _events(job.id, steps=2))
+    second = JobAttempt(job=job, number=2, runpod_job_id="rp-2", runpod_status="IN_PROGRESS")
+    db.session.add(second)
+    db.session.commit()
+    ingest(job, second, [EventStream(job.id, 2).make("stage", stage="training", resumed_from_step=0)])
+    late = EventStream(job.id, 1, 500).make("metrics", step=9, total_steps=10, epoch=0.9, loss=0.1, lr=1e-4)
+    ingest(job, job.attempts[0], [late])
+    db.session.refresh(job)
+    assert job.current_step == 0 and job.latest_loss != 0.1
+    assert db.session.query(TrainingEvent).filter_by(training_job_id=job.id, attempt=1, seq=500).count() == 1
 
 
 def test_the_handlers_error_event_in_the_final_status_is_stored_and_classified(job):
@@ -118,12 +156,14 @@ def test_the_handlers_error_event_in_the_final_status_is_stored_and_classified(j
 
 def test_a_classified_error_known_only_from_the_final_status_still_says_cause_and_fix(job):
     """runpod 1.12 reports a yielded error as the repr of its dict; the log may be missing."""
-    reply = {"status": "FAILED", "error": str({"type": "out_of_memory", "user_error": False,
+    reply = {"status": "FAILED", "error": str({"type": "out_of_memory", "user_error": True,
                                                "message": "the GPU ran out of memory",
-                                               "fix": "Reduce batch_size to 2"})}
+                                               "fix": "Reduce batch_size to 2",
+                                               "cause": "activations", "adjustment": {"batch_size": 2}})}
     finish_attempt(job, job.current_attempt, "FAILED", reply)
     db.session.refresh(job)
     assert (job.status, job.error_type, job.error_fix) == ("failed", "out_of_memory", "Reduce batch_size to 2")
+    assert (job.error_cause, job.error_user, job.error_adjustment) == ("activations", True, {"batch_size": 2})
 
 
 def test_the_metrics_route_thins_long_curves_evenly_and_serves_increments(job, client, auth):
@@ -134,3 +174,37 @@ def test_the_metrics_route_thins_long_curves_evenly_and_serves_increments(job, c
     assert thinned["data"][-1]["training_loss"] == pytest.approx(3.0 - 2.3)
     newer = client.get(f"/api/training/jobs/{job.id}/metrics?since_step=20", headers=auth).get_json()
     assert [p["step"] for p in newer["data"]] == [21, 22, 23]
+
+
+def test_an_attempt_settled_twice_recovers_once(job, app):
+    """A monitor and a second one the sweep enqueued again both see the attempt end."""
+    ingest(job, job.current_attempt, _events(job.id, steps=2))
+    reply = {"status": "FAILED", "error": "worker lost: killed by SIGKILL"}
+    finish_attempt(job, job.current_attempt, "FAILED", reply)
+    finish_attempt(job, job.attempts[0], "FAILED", reply)
+    db.session.refresh(job)
+    assert (job.status, job.checkpoint_recovery_count) == ("recovering", 1)
+    assert len(_scheduled_dispatches()) == 1
+
+
+def test_a_cancelled_job_stays_cancelled_when_its_attempt_ends_late(job, client, auth, app):
+    app.config["RUNPOD_ENDPOINT_BASE_URL"] = "http://127.0.0.1:9/v2"     # nothing listens: /cancel fails
+    job_id = job.id
+    r = client.post(f"/api/training/jobs/{job_id}/cancel", headers=auth)
+    assert r.get_json()["status"] == "cancel_requested"
+    from control.tasks import cancel
+    cancel(job_id)                    # a task: it ends with its own session, so read the job anew
+    job = db.session.get(TrainingJob, job_id)
+    assert job.status == "cancelled" and job.current_attempt.ended_at is not None
+    finish_attempt(job, job.current_attempt, "FAILED", {"status": "FAILED", "error": "worker lost"})
+    db.session.refresh(job)
+    assert job.status == "cancelled" and job.checkpoint_recovery_count == 0 and _scheduled_dispatches() == []
+
+
+def test_a_non_recoverable_error_known_only_by_its_text_fails_at_once(job):
+    finish_attempt(job, job.current_attempt, "FAILED",
+                   {"status": "FAILED", "error": "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2 GiB"})
+    db.session.refresh(job)
+    assert (job.status, job.error_type, job.checkpoint_recovery_count) == ("failed", "out_of_memory", 0)
+    assert job.error_adjustment == {"batch_size": 2, "gradient_accumulation_steps": 8}   # balanced: 4 x 4
+    assert "batch_size=4" in job.error_message

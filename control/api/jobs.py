@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import g, jsonify
 
 from control.api import bp
-from control.api.schemas import CreateJob, JobListQuery, json_body, query_args
+from control.api.schemas import CreateJob, JobListQuery, RetryJob, json_body, query_args
 from control.services import jobs
 
 
@@ -41,10 +41,37 @@ def start_job(job_id):
 
 @bp.post("/training/jobs/<job_id>/cancel")
 def cancel_job(job_id):
-    return jsonify(_detail(jobs.cancel(jobs.visible_job(g.user, job_id)))), 202
+    return jsonify(_detail(jobs.cancel(jobs.visible_job(g.user, job_id), by=g.user.email))), 202
 
 
 @bp.delete("/training/jobs/<job_id>")
 def delete_job(job_id):
     jobs.delete(jobs.visible_job(g.user, job_id))
     return "", 204
+
+
+@bp.post("/training/jobs/<job_id>/checkpoint")
+def checkpoint_job(job_id):
+    """Checkpoint at the next step (before a planned shutdown); the event log shows it."""
+    return jsonify(_detail(jobs.request_checkpoint(jobs.visible_job(g.user, job_id)))), 202
+
+
+@bp.get("/training/jobs/<job_id>/checkpoints")
+def job_checkpoints(job_id):
+    job = jobs.visible_job(g.user, job_id)
+    return jsonify(job_id=job.id, data=jobs.checkpoints(job))
+
+
+@bp.post("/training/jobs/<job_id>/retry")
+def retry_job(job_id):
+    """A new job from a finished one, with the failure's adjustment; the changes are listed."""
+    new, changes = jobs.retry(g.user, jobs.visible_job(g.user, job_id), json_body(RetryJob))
+    return jsonify({**_detail(new), "changes": changes}), 201
+
+
+@bp.get("/training/jobs/<job_id>/support-bundle")
+def support_bundle(job_id):
+    """The job, its configuration, error, attempts and event log as one JSON file."""
+    job = jobs.visible_job(g.user, job_id)
+    return jsonify(jobs.support_bundle(job)), 200, {
+        "Content-Disposition": f'attachment; filename="{job.id}-support-bundle.json"'}

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import jsonify
 
 from control.api import bp
-from control.api.schemas import CostQuery, CreateJob, EventsQuery, JobListQuery, MetricsQuery
+from control.api.schemas import CostQuery, CreateJob, EventsQuery, JobListQuery, MetricsQuery, RetryJob
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 JOB = "/training/jobs/{job_id}"
@@ -16,11 +16,15 @@ ROUTES = [
     ("get", "/training-files/{file_id}", "A training file and its statistics", None, None, 200),
     ("delete", "/training-files/{file_id}", "Delete a training file no job uses", None, None, 204),
     ("post", "/training/jobs", "Create a training job (pending, or started with \"start\": true), with its cost estimate", CreateJob, None, 201),
-    ("get", "/training/jobs", "List your jobs, paginated; filter by status, creator, date, preset, tag, text", None, JobListQuery, 200),
+    ("get", "/training/jobs", "List your jobs, paginated; filter by status, creator, date, preset, tag, text; sort", None, JobListQuery, 200),
     ("get", JOB, "A job: status, stage, progress, step of total, loss, ETA, cost", None, None, 200),
     ("delete", JOB, "Delete a job that is not running, with its stored files", None, None, 204),
     ("post", JOB + "/start", "Queue a pending job for dispatch", None, None, 202),
     ("post", JOB + "/cancel", "Cancel a job; no further cost accrues", None, None, 202),
+    ("post", JOB + "/checkpoint", "Checkpoint a training job at its next step (before a planned shutdown)", None, None, 202),
+    ("get", JOB + "/checkpoints", "The job's complete checkpoints, newest first", None, None, 200),
+    ("post", JOB + "/retry", "A new job from a finished one, with the failure's suggested adjustment and the changes listed; from_checkpoint_step continues its training", RetryJob, None, 201),
+    ("get", JOB + "/support-bundle", "Job, configuration, classified error, attempts and event log in one file", None, None, 200),
     ("get", JOB + "/metrics", "Metric history (thinned evenly to max_points; since_step for increments)", None, MetricsQuery, 200),
     ("get", JOB + "/events", "The event log, by cursor", None, EventsQuery, 200),
     ("get", JOB + "/artifacts", "Artifacts and held-out scores", None, None, 200),
@@ -62,9 +66,10 @@ def document() -> dict:
         paths.setdefault("/api" + path, {})[method] = op
     schemas = {"Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
         "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]}}}}}}
-    create = CreateJob.model_json_schema(ref_template="#/components/schemas/{model}")
-    schemas.update(create.pop("$defs", {}))
-    schemas["CreateJob"] = create
+    for model in (CreateJob, RetryJob):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
     return {"openapi": "3.1.0",
             "info": {"title": "BrightRun LoRA training API", "version": "1"},
             "components": {"schemas": schemas, "securitySchemes": {

@@ -41,6 +41,13 @@ class GpuChoice(_Strict):
     pricing: Literal["spot", "on_demand"] = "spot"
 
 
+class ContinueFrom(_Strict):
+    """Start from another job's checkpoint: its adapter weights, this job's own plan."""
+
+    job_id: Annotated[str, Field(min_length=1, max_length=64)]
+    step: Annotated[int, Field(ge=1)]
+
+
 class CreateJob(_Strict):
     training_file_id: Annotated[str, Field(min_length=1, max_length=64)]
     preset: Literal["conservative", "balanced", "aggressive"] = DEFAULT_PRESET
@@ -52,6 +59,19 @@ class CreateJob(_Strict):
     description: Annotated[str, Field(max_length=5000)] | None = None
     notes: Annotated[str, Field(max_length=20000)] | None = None
     tags: Annotated[list[Annotated[str, Field(min_length=1, max_length=50)]], Field(max_length=20)] = []
+    start: bool = False
+    continue_from: ContinueFrom | None = None
+
+
+class RetryJob(_Strict):
+    """A new job from a finished one: its settings, the failure's suggested adjustment
+    (``apply_adjustment``), single overrides on top, optionally continuing from one of its
+    checkpoints (``from_checkpoint_step``)."""
+
+    apply_adjustment: bool = True
+    hyperparameters: HyperparameterOverrides = HyperparameterOverrides()
+    from_checkpoint_step: Annotated[int, Field(ge=1)] | None = None
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     start: bool = False
 
 
@@ -66,6 +86,7 @@ class JobListQuery(_Strict):
     preset: str | None = None
     tag: str | None = None
     q: Annotated[str, Field(max_length=200)] | None = None
+    sort: Literal["newest", "oldest", "name", "status", "cost", "progress"] = "newest"
 
 
 class MetricsQuery(_Strict):

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from control.extensions import db
 from control.models.types import JSONType, UTCDateTime, iso, new_id, utcnow
 
 STATUSES = ("pending", "queued", "provisioning", "preprocessing", "model_loading", "training",
-            "evaluating", "finalizing", "completed", "recovering", "cancel_requested",
+            "evaluating", "finalizing", "completed", "stalled", "recovering", "cancel_requested",
             "cancelled", "failed")
 FINAL_STATUSES = ("completed", "cancelled", "failed")
 ACTIVE_STATUSES = tuple(s for s in STATUSES if s not in FINAL_STATUSES + ("pending",))
@@ -53,6 +53,12 @@ class TrainingJob(db.Model):
     error_message: Mapped[str | None] = mapped_column(Text)
     error_type: Mapped[str | None] = mapped_column(String(32))
     error_fix: Mapped[str | None] = mapped_column(Text)
+    error_cause: Mapped[str | None] = mapped_column(Text)
+    error_user: Mapped[bool | None] = mapped_column(Boolean)          # the user's to fix, or the platform's
+    error_adjustment: Mapped[dict | None] = mapped_column(JSONType)   # what a retry changes
+    stalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    checkpoint_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retried_from_id: Mapped[str | None] = mapped_column(String(32))
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
     checkpoint_recovery_count: Mapped[int] = mapped_column(Integer, default=0)
     last_checkpoint_step: Mapped[int | None] = mapped_column(Integer)
@@ -99,8 +105,13 @@ class TrainingJob(db.Model):
             "latest_perplexity": self.latest_perplexity,
             "estimated_time_remaining_minutes": self.estimated_time_remaining_minutes,
             "error_message": self.error_message, "error_type": self.error_type,
-            "error_fix": self.error_fix, "retry_count": self.retry_count,
+            "error_fix": self.error_fix, "error_cause": self.error_cause,
+            "error_user": self.error_user, "error_adjustment": self.error_adjustment,
+            "stalled_at": iso(self.stalled_at),
+            "checkpoint_requested_at": iso(self.checkpoint_requested_at),
+            "retried_from_id": self.retried_from_id, "retry_count": self.retry_count,
             "checkpoint_recovery_count": self.checkpoint_recovery_count,
+            "interruptions": [i for i in (a.interruption() for a in self.attempts) if i],
             "last_checkpoint_step": self.last_checkpoint_step,
             "attempts": len(self.attempts),
             "created_by": self.created_by, "created_at": iso(self.created_at),
@@ -126,6 +137,11 @@ class JobAttempt(db.Model):
     events_received: Mapped[int] = mapped_column(Integer, default=0)
     outcome: Mapped[str | None] = mapped_column(String(24))
     error: Mapped[dict | None] = mapped_column(JSONType)
+    monitored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)    # the last stream read
+    monitor_token: Mapped[str | None] = mapped_column(String(32))         # the one monitor chain that reads it
+    resumed_from_step: Mapped[int | None] = mapped_column(Integer)
+    last_step: Mapped[int | None] = mapped_column(Integer)                # the last step it reported
+    steps_lost: Mapped[int | None] = mapped_column(Integer)               # steps since its last checkpoint
 
     job: Mapped[TrainingJob] = relationship(back_populates="attempts")
 
@@ -134,9 +150,20 @@ class JobAttempt(db.Model):
             return 0.0
         return max(0.0, ((self.ended_at or now or utcnow()) - self.started_at).total_seconds())
 
+    INTERRUPTED_OUTCOMES = ("lost", "interrupted", "stalled")
+
+    def interruption(self) -> dict | None:
+        """When this attempt was interrupted and what it cost, if it was."""
+        if self.outcome not in self.INTERRUPTED_OUTCOMES:
+            return None
+        return {"attempt": self.number, "at": iso(self.ended_at), "outcome": self.outcome,
+                "last_step": self.last_step, "steps_lost": self.steps_lost,
+                "reason": (self.error or {}).get("message")}
+
     def to_dict(self) -> dict:
         return {"number": self.number, "runpod_job_id": self.runpod_job_id,
                 "runpod_status": self.runpod_status, "dispatched_at": iso(self.dispatched_at),
                 "started_at": iso(self.started_at), "ended_at": iso(self.ended_at),
                 "events_received": self.events_received, "outcome": self.outcome,
-                "error": self.error}
+                "resumed_from_step": self.resumed_from_step, "last_step": self.last_step,
+                "steps_lost": self.steps_lost, "error": self.error}

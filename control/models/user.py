@@ -7,12 +7,14 @@ from datetime import datetime
 
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from control.extensions import db
 from control.models.types import UTCDateTime, new_id, utcnow
 
 ROLES = ("admin", "engineer")
 TOKEN_PREFIX = "brt_"
+MIN_PASSWORD_LENGTH = 10
 
 
 def hash_token(token: str) -> str:
@@ -25,6 +27,7 @@ class User(db.Model):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("usr"))
     email: Mapped[str] = mapped_column(String(320), unique=True)
     role: Mapped[str] = mapped_column(String(16), default="engineer")
+    password_hash: Mapped[str | None] = mapped_column(String(255))   # console login; null: none yet
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     tokens: Mapped[list["ApiToken"]] = relationship(back_populates="user", cascade="all, delete-orphan")
@@ -32,6 +35,15 @@ class User(db.Model):
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    def set_password(self, password: str) -> None:
+        """Store a salted scrypt hash; refuses passwords shorter than ``MIN_PASSWORD_LENGTH``."""
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise ValueError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
 
 
 class ApiToken(db.Model):

@@ -43,10 +43,16 @@ def _call(fn, what: str):
         raise EndpointError(f"{what}: {type(exc).__name__}: {exc}") from exc
 
 
-def submit(job_input: JobInput) -> str:
-    """``/run`` with an explicit execution timeout and TTL (24 h hard limit); the RunPod job id."""
+# Past the time the handler itself stops at (with a checkpoint), RunPod's timeout is the backstop.
+TIMEOUT_GRACE_S = 600
+
+
+def submit(job_input: JobInput, time_left_s: float | None = None) -> str:
+    """``/run`` with an explicit execution timeout and TTL: the job's time left (24 h hard
+    limit over all attempts) plus a grace for the handler's own checkpoint-and-stop."""
     cfg = current_app.config
-    ms = cfg["RUNPOD_EXECUTION_TIMEOUT_S"] * 1000
+    seconds = cfg["RUNPOD_EXECUTION_TIMEOUT_S"] if time_left_s is None else max(60.0, time_left_s)
+    ms = int((seconds + TIMEOUT_GRACE_S) * 1000)
     body = {"input": job_input.model_dump(mode="json"),
             "policy": {"executionTimeout": ms, "ttl": ms + 3600 * 1000}}
     job = _call(lambda: endpoint().run(body), f"submitting job {job_input.job_id}")

@@ -16,6 +16,7 @@ from control.extensions import db
 from control.models import JobAttempt, MetricPoint, ModelArtifact, TrainingEvent, TrainingJob, utcnow
 from control.services.jobs import settle_cost
 from shared.events import parse_event
+from shared.failures import RECOVERABLE, Failure
 from shared.storage import join
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 STAGE_PROGRESS = {"preprocessing": 2.0, "model_loading": 5.0, "training": 10.0,
                   "evaluating": 92.0, "finalizing": 97.0}
 LOCKED_STATUSES = ("cancel_requested", "cancelled", "completed", "failed")
+INSERT_BATCH = 1000    # rows a statement: Postgres takes at most 65,535 bound parameters
 
 
 def _insert(model):
@@ -49,10 +51,12 @@ def store_events(job: TrainingJob, attempt: JobAttempt, raws: list) -> list:
     now = utcnow()
     rows = [{"training_job_id": job.id, "attempt": a, "seq": s, "type": e.type, "ts": e.ts,
              "payload": raw, "received_at": now} for (a, s), (e, raw) in parsed.items()]
-    stmt = (_insert(TrainingEvent).values(rows)
-            .on_conflict_do_nothing(index_elements=["training_job_id", "attempt", "seq"])
-            .returning(TrainingEvent.attempt, TrainingEvent.seq))
-    new = {(a, s) for a, s in db.session.execute(stmt)}
+    new = set()
+    for start in range(0, len(rows), INSERT_BATCH):      # a long attempt's log: thousands of events
+        stmt = (_insert(TrainingEvent).values(rows[start:start + INSERT_BATCH])
+                .on_conflict_do_nothing(index_elements=["training_job_id", "attempt", "seq"])
+                .returning(TrainingEvent.attempt, TrainingEvent.seq))
+        new |= {(a, s) for a, s in db.session.execute(stmt)}
     fresh = [parsed[k][0] for k in sorted(new)]
     if fresh:
         attempt.events_received += len(fresh)
@@ -67,8 +71,13 @@ def store_events(job: TrainingJob, attempt: JobAttempt, raws: list) -> list:
 def ingest(job: TrainingJob, attempt: JobAttempt, raws: list) -> int:
     """Store and apply a batch of events; returns how many were new. Commits."""
     fresh = store_events(job, attempt, raws)
+    current = max((a.number for a in job.attempts), default=attempt.number)
     metric_rows = []
     for event in fresh:
+        if event.attempt < current:
+            continue          # a stale attempt (RunPod re-ran one we gave up on): logged, not applied
+        if job.status == "stalled":
+            job.status, job.stalled_at = job.current_stage or "provisioning", None
         row = apply(job, attempt, event)
         if row:
             metric_rows.append(row)
@@ -83,9 +92,11 @@ def _upsert_metrics(rows: list[dict]) -> None:
     latest = {}
     for r in rows:
         latest[r["step"]] = r
-    stmt = _insert(MetricPoint).values(list(latest.values()))
-    update = {c: stmt.excluded[c] for c in latest[next(iter(latest))] if c not in ("training_job_id", "step")}
-    db.session.execute(stmt.on_conflict_do_update(index_elements=["training_job_id", "step"], set_=update))
+    values = list(latest.values())
+    for start in range(0, len(values), INSERT_BATCH):
+        stmt = _insert(MetricPoint).values(values[start:start + INSERT_BATCH])
+        update = {c: stmt.excluded[c] for c in values[0] if c not in ("training_job_id", "step")}
+        db.session.execute(stmt.on_conflict_do_update(index_elements=["training_job_id", "step"], set_=update))
 
 
 def _artifact(job: TrainingJob) -> ModelArtifact:
@@ -103,6 +114,8 @@ def apply(job: TrainingJob, attempt: JobAttempt, event) -> dict | None:
         if job.status not in LOCKED_STATUSES:
             job.status = job.current_stage = event.stage
             job.progress_percentage = max(job.progress_percentage or 0.0, STAGE_PROGRESS[event.stage])
+        if event.resumed_from_step is not None:
+            attempt.resumed_from_step = job.current_step = event.resumed_from_step
     elif kind == "metrics":
         if event.attempt == attempt.number or event.step >= (job.current_step or 0):
             job.current_step, job.total_steps = event.step, event.total_steps
@@ -118,6 +131,8 @@ def apply(job: TrainingJob, attempt: JobAttempt, event) -> dict | None:
                 "eta_seconds": event.eta_seconds, "recorded_at": utcnow()}
     elif kind == "checkpoint":
         job.last_checkpoint_step = max(job.last_checkpoint_step or 0, event.step)
+        if event.reason == "requested":
+            job.checkpoint_requested_at = None
     elif kind == "evaluation":
         art = _artifact(job)
         art.evaluation = event.model_dump(mode="json", exclude={"job_id", "attempt", "seq", "ts", "type"})
@@ -140,21 +155,32 @@ def apply(job: TrainingJob, attempt: JobAttempt, event) -> dict | None:
     elif kind == "error":
         info = event.error
         attempt.outcome, attempt.error = "failed", info.model_dump(mode="json")
-        if job.status not in ("cancelled", "completed"):
-            fail(job, info.type, info.message, info.fix)
+        if job.status not in ("cancelled", "completed") and info.type not in RECOVERABLE:
+            fail(job, failure_of(info))        # recoverable ones are settled when the attempt ends
     elif kind == "completed":
         attempt.outcome = "completed"
         job.status, job.current_stage, job.progress_percentage = "completed", "finalizing", 100.0
         job.estimated_time_remaining_minutes = 0.0
         job.completed_at = utcnow()
-        job.error_message = job.error_type = job.error_fix = None
+        job.error_message = job.error_type = job.error_fix = job.error_cause = None
+        job.error_user = job.error_adjustment = job.stalled_at = job.checkpoint_requested_at = None
     return None
 
 
-def fail(job: TrainingJob, error_type: str, message: str, fix: str | None = None) -> None:
+def fail(job: TrainingJob, failure: Failure) -> None:
+    """The job ends failed with a classified reason: message, cause, fix, the user's or ours."""
     job.status = "failed"
-    job.error_type, job.error_message, job.error_fix = error_type, message, fix
+    job.error_type, job.error_message, job.error_fix = failure.type, failure.message, failure.fix
+    job.error_cause, job.error_user = failure.cause, failure.user_error
+    job.error_adjustment = failure.adjustment or None
+    job.stalled_at = job.checkpoint_requested_at = None
     job.completed_at = utcnow()
+
+
+def failure_of(info) -> Failure:
+    """An ``ErrorInfo`` (from an error event) as a ``Failure``."""
+    return Failure(info.type, info.user_error, info.message, info.cause or "", info.fix or "",
+                   info.adjustment or {})
 
 
 def stored_event_log(storage, job: TrainingJob, attempt_number: int) -> list:

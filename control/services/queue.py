@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import logging
+import time
+
 from flask import current_app
 from redis import Redis
-from rq import Queue
+from rq import Queue, Worker
 
 from control.config import data_dir
 
@@ -48,3 +51,48 @@ def enqueue(func, *args, delay: float = 0, **kwargs):
     if delay > 0:
         return queue.enqueue_in(timedelta(seconds=delay), func, *args, **kwargs, **options)
     return queue.enqueue(func, *args, **kwargs, **options)
+
+
+log = logging.getLogger(__name__)
+
+
+class SweepingWorker(Worker):
+    """An RQ worker that also runs the recovery sweep (``services.recovery.sweep``) as part of
+    its maintenance, every ``SWEEP_INTERVAL_SECONDS``: a task lost to a killed worker, a Redis
+    restart or a dropped database connection is enqueued again. The sweep reads the database,
+    not Redis, so it finds lost work even when Redis came back empty."""
+
+    def __init__(self, *args, sweep_interval: float = 15.0, **kwargs):
+        interval = max(1, int(sweep_interval))
+        # The dequeue wait is worker_ttl - 15 s: the loop comes round each interval.
+        super().__init__(*args, maintenance_interval=interval, worker_ttl=interval + 15, **kwargs)
+
+    def run_maintenance_tasks(self):
+        super().run_maintenance_tasks()
+        from control.extensions import db
+        from control.services.recovery import sweep
+        try:
+            found = sweep()
+            if any(found.values()):
+                log.warning("sweep: enqueued again %s", found)
+        except Exception:  # noqa: BLE001 - the database may be down; the next round tries again
+            log.exception("sweep failed")
+            db.session.rollback()
+        finally:
+            db.session.remove()
+
+
+def work_forever(burst: bool = False) -> None:
+    """Run a sweeping worker; if it quits on its own (Redis went away mid-call), start another.
+    A stop request (SIGTERM, Ctrl-C) ends it."""
+    interval = current_app.config["SWEEP_INTERVAL_SECONDS"]
+    while True:
+        worker = SweepingWorker([get_queue()], connection=redis_connection(), sweep_interval=interval)
+        try:
+            worker.work(burst=burst, with_scheduler=True)
+        except Exception:  # noqa: BLE001 - Redis unreachable while registering: wait, then again
+            log.exception("the worker stopped")
+        if burst or worker._stop_requested:
+            return
+        log.warning("the worker quit unexpectedly; starting a new one in 5 s")
+        time.sleep(5)

@@ -76,7 +76,14 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise StorageError(f"could not read {key!r} from {self!r}: {exc}") from exc
 
+    def _reachable(self) -> None:
+        """A root that is there but not a directory is a store that is gone (an unmounted
+        volume): say so, rather than answer 'nothing here'."""
+        if self.root.exists() and not self.root.is_dir():
+            raise StorageError(f"{self!r} is unreachable: its root is not a directory")
+
     def exists(self, key) -> bool:
+        self._reachable()
         return self._path(key).is_file()
 
     def size(self, key) -> int:
@@ -87,6 +94,7 @@ class LocalStorage(Storage):
 
     def list(self, prefix: str) -> list[str]:
         base = self.root / check_key(prefix) if prefix else self.root
+        self._reachable()
         if not base.is_dir():
             return []
         return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*")

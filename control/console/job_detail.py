@@ -1,0 +1,177 @@
+"""One job: stages, progress, curves, metrics, cost, event log, evaluation, and its actions."""
+from __future__ import annotations
+
+import json
+
+from flask import Response, flash, g, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from control.console import bp
+from control.console.event_text import describe
+from control.console.filters import minutes, money, number
+from control.console.jobs import live_row
+from control.console.timeline import stage_timeline
+from control.extensions import db
+from control.models import ModelArtifact, TrainingEvent, TrainingJob, utcnow
+from control.services import downloads
+from control.services import jobs as job_service
+from control.services.job_records import events, metric_points
+
+EVENT_TYPES = ("stage", "metrics", "checkpoint", "evaluation", "artifact", "warning", "error", "completed")
+SHOWN_EVENTS = 500
+CHART_POINTS = 1000
+
+
+def timeline(job: TrainingJob) -> list[dict]:
+    rows = db.session.execute(
+        select(TrainingEvent.ts, TrainingEvent.type, TrainingEvent.payload)
+        .where(TrainingEvent.training_job_id == job.id,
+               TrainingEvent.type.in_(("stage", "completed", "error")))
+        .order_by(TrainingEvent.id)).all()
+    return stage_timeline([(ts, kind, (p or {}).get("stage")) for ts, kind, p in rows],
+                          job.status, utcnow(), job.completed_at)
+
+
+def event_filter(args) -> dict:
+    kind = args.get("event_type", "")
+    return {"types": [kind] if kind in EVENT_TYPES else None,
+            "text": (args.get("event_q") or "").strip()[:200] or None}
+
+
+def event_row(e: TrainingEvent) -> dict:
+    return {"id": e.id, "attempt": e.attempt, "seq": e.seq, "type": e.type, "ts": e.ts,
+            "text": describe(e.payload or {})}
+
+
+def progress(job: TrainingJob) -> dict:
+    """The live figures of the job page, formatted."""
+    est = (job.configuration or {}).get("estimate") or {}
+    return {**live_row(job), "epoch": number(job.current_epoch, 3), "loss": number(job.latest_loss),
+            "lr": f"{job.latest_learning_rate:.2e}" if job.latest_learning_rate is not None else "—",
+            "elapsed": minutes(job.elapsed_minutes()), "estimate": money(job.cost_estimate),
+            "estimate_range": f"{money(est.get('cost_low_usd'))}–{money(est.get('cost_high_usd'))}"
+            if est else "—",
+            "stage": job.current_stage, "timeline": timeline(job),
+            "error": {"type": job.error_type, "message": job.error_message, "fix": job.error_fix,
+                      "cause": job.error_cause, "user_error": job.error_user}
+            if job.error_type else None,
+            "interrupted": job.checkpoint_recovery_count or 0,
+            "stalled_since": job.stalled_at.strftime("%H:%M:%S UTC") if job.stalled_at else None}
+
+
+@bp.get("/jobs/<job_id>")
+def job_detail(job_id):
+    job = job_service.visible_job(g.user, job_id)
+    points, total, every = metric_points(job.id, None, CHART_POINTS)
+    flt = event_filter(request.args)
+    rows = events(job.id, types=flt["types"], text=flt["text"], limit=SHOWN_EVENTS, newest=True)
+    artifact = db.session.scalar(select(ModelArtifact).where(ModelArtifact.training_job_id == job.id))
+    return render_template(
+        "console/jobs/detail.html", job=job, live=progress(job), points=points,
+        points_total=total, every=every, events=[event_row(e) for e in rows],
+        last_event_id=last_event_id(job), event_types=EVENT_TYPES,
+        event_type=request.args.get("event_type", ""), event_q=flt["text"] or "",
+        artifact=artifact, evaluation=(artifact.evaluation if artifact else None),
+        interruptions=job.to_dict()["interruptions"],
+        checkpoints=job_service.checkpoints(job) if job.is_final else [])
+
+
+def last_event_id(job: TrainingJob) -> int:
+    return db.session.scalar(select(db.func.max(TrainingEvent.id))
+                             .where(TrainingEvent.training_job_id == job.id)) or 0
+
+
+@bp.get("/jobs/<job_id>/live.json")
+def job_live(job_id):
+    """What changed since the page last asked: figures, new metric points, new events."""
+    job = job_service.visible_job(g.user, job_id)
+    since_step = request.args.get("since_step", type=int)
+    after_id = request.args.get("after_id", 0, type=int)
+    points, _, _ = metric_points(job.id, since_step, CHART_POINTS)
+    flt = event_filter(request.args)
+    rows = events(job.id, after_id=after_id, types=flt["types"], text=flt["text"], limit=SHOWN_EVENTS)
+    return jsonify(job=progress(job), points=points, events=[event_row(e) for e in rows],
+                   after_id=max(after_id, last_event_id(job)))
+
+
+def _json_download(body: dict, filename: str) -> Response:
+    return Response(json.dumps(body, indent=1), mimetype="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@bp.get("/jobs/<job_id>/events.json")
+def job_events_export(job_id):
+    """The event log (as filtered on the page) with the job's configuration and error."""
+    job = job_service.visible_job(g.user, job_id)
+    flt = event_filter(request.args)
+    return _json_download(job_service.support_bundle(job, flt["types"], flt["text"]), f"{job.id}-events.json")
+
+
+CONSEQUENCES = {
+    "cancel": "Training stops and no further cost accrues. The job cannot be resumed; "
+              "checkpoints so far are kept.",
+    "delete": "The job, its metrics, event log, checkpoints and adapter are deleted for good.",
+}
+
+
+def _confirmation(job: TrainingJob, action: str):
+    """The page that asks before a cancel or a delete: GET shows it, its form POSTs the action."""
+    return render_template("console/jobs/confirm.html", job=job, action=action,
+                           title=f"{action.capitalize()} {job.name}?", consequence=CONSEQUENCES[action])
+
+
+@bp.route("/jobs/<job_id>/cancel", methods=["GET", "POST"])
+def cancel_job(job_id):
+    """Cancel after confirming; a dispatched job's worker is stopped through the endpoint."""
+    job = job_service.visible_job(g.user, job_id)
+    if request.method == "GET":
+        return _confirmation(job, "cancel")
+    job_service.cancel(job, by=g.user.email)
+    flash("Cancelled." if job.status == "cancelled"
+          else "Cancel requested: the worker is being stopped.", "ok")
+    return redirect(url_for("console.job_detail", job_id=job.id))
+
+
+@bp.route("/jobs/<job_id>/delete", methods=["GET", "POST"])
+def delete_job(job_id):
+    job = job_service.visible_job(g.user, job_id)
+    if request.method == "GET":
+        return _confirmation(job, "delete")
+    job_service.delete(job)
+    flash(f"Job {job_id} deleted.", "ok")
+    return redirect(url_for("console.job_list"))
+
+
+@bp.post("/jobs/<job_id>/start")
+def start_job(job_id):
+    job_service.start(job_service.visible_job(g.user, job_id))
+    flash("Started: the job is queued for a GPU worker.", "ok")
+    return redirect(url_for("console.job_detail", job_id=job_id))
+
+
+@bp.post("/jobs/<job_id>/checkpoint")
+def checkpoint_job(job_id):
+    job_service.request_checkpoint(job_service.visible_job(g.user, job_id))
+    flash("Checkpoint requested: the worker saves one at its next step; the event log shows it.", "ok")
+    return redirect(url_for("console.job_detail", job_id=job_id))
+
+
+@bp.get("/jobs/<job_id>/support-bundle.json")
+def support_bundle(job_id):
+    job = job_service.visible_job(g.user, job_id)
+    return _json_download(job_service.support_bundle(job), f"{job.id}-support-bundle.json")
+
+
+@bp.get("/jobs/<job_id>/download/adapter")
+def download_adapter(job_id):
+    link = downloads.adapter_link(job_service.visible_job(g.user, job_id))
+    return redirect(link.url, 302)
+
+
+@bp.get("/jobs/<job_id>/download/metrics.<fmt>")
+def download_metrics(job_id, fmt):
+    job = job_service.visible_job(g.user, job_id)
+    if fmt not in downloads.METRICS_FORMATS:
+        return redirect(url_for("console.job_detail", job_id=job.id))
+    body, mimetype, name = downloads.metrics_export(job, fmt)
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})

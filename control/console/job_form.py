@@ -1,0 +1,113 @@
+"""The new-job form: its fields, to and from the API's ``CreateJob`` request.
+
+The form is text; ``parse`` turns it into the one request schema the JSON API validates,
+so the console and the API accept exactly the same jobs, and every problem comes back
+keyed by the form field that caused it.
+"""
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from control.api.schemas import CreateJob
+from shared.errors import ProblemsError
+
+# Single hyperparameters the advanced section may override, with the input's step.
+OVERRIDES = {
+    "num_epochs": "1", "batch_size": "1", "gradient_accumulation_steps": "1",
+    "learning_rate": "any", "lora_r": "1", "lora_alpha": "any", "lora_dropout": "any",
+    "warmup_ratio": "any", "max_seq_length": "1", "max_steps": "1", "checkpoint_every_steps": "1",
+}
+TEXT_FIELDS = ("training_file_id", "preset", "gpu_type", "pricing", "base_model", "method",
+               "name", "description", "notes", "tags",
+               "retry_of", "continue_step")   # a retry, and the checkpoint step it continues from
+
+
+def values_from_form(form) -> dict:
+    """The form's values as submitted (strings), for re-showing the form."""
+    keys = TEXT_FIELDS + tuple(OVERRIDES)
+    return {k: (form.get(k) or "").strip() for k in keys}
+
+
+def parse(values: dict, start: bool = True) -> tuple[CreateJob | None, dict[str, str]]:
+    """A ``CreateJob`` request, or the problems keyed by form field.
+
+    >>> req, errors = parse({"training_file_id": "file_1", "preset": "balanced", "batch_size": "2",
+    ...                      "pricing": "spot", "tags": "anxious, retirement"})
+    >>> errors, req.hyperparameters.batch_size, req.tags
+    ({}, 2, ['anxious', 'retirement'])
+    >>> parse({"training_file_id": "", "preset": "wild", "batch_size": "two", "pricing": "spot"})[1]
+    {'training_file_id': 'choose a training file', 'preset': "Input should be 'conservative', 'balanced' or 'aggressive'", 'batch_size': 'Input should be a valid integer, unable to parse string as an integer'}
+    """
+    errors: dict[str, str] = {}
+    if not values.get("training_file_id"):
+        errors["training_file_id"] = "choose a training file"
+    body: dict = {
+        "training_file_id": values.get("training_file_id") or "-",
+        "preset": values.get("preset") or "balanced",
+        "hyperparameters": {k: values[k] for k in OVERRIDES if values.get(k)},
+        "gpu": {"pricing": values.get("pricing") or "spot"},
+        "tags": [t.strip() for t in (values.get("tags") or "").split(",") if t.strip()],
+        "start": start,
+    }
+    if values.get("gpu_type"):
+        body["gpu"]["type"] = values["gpu_type"]
+    for key in ("base_model", "method", "name", "description", "notes"):
+        if values.get(key):
+            body[key] = values[key]
+    if values.get("retry_of") and values.get("continue_step"):
+        body["continue_from"] = {"job_id": values["retry_of"], "step": values["continue_step"]}
+    try:
+        req = CreateJob.model_validate(body, strict=False)
+    except ValidationError as exc:
+        for err in exc.errors():
+            errors.setdefault(field_of(err.get("loc", ())), err.get("msg", "invalid"))
+        return None, errors
+    return (None, errors) if errors else (req, {})
+
+
+def field_of(loc) -> str:
+    """The form field behind a schema location.
+
+    >>> field_of(("hyperparameters", "batch_size")), field_of(("gpu", "type")), field_of(("tags", 2))
+    ('batch_size', 'gpu_type', 'tags')
+    """
+    loc = [str(p) for p in loc]
+    if loc[:2] == ["gpu", "type"]:
+        return "gpu_type"
+    if loc[:1] == ["gpu"]:
+        return "pricing"
+    if loc[:1] == ["continue_from"]:
+        return "continue_step"
+    if loc[:1] in (["hyperparameters"], ["tags"]) and len(loc) > 1:
+        return loc[1] if loc[0] == "hyperparameters" else "tags"
+    return loc[0] if loc else "form"
+
+
+def problems_by_field(exc: ProblemsError) -> dict[str, str]:
+    """A ``ConfigError``'s problems keyed by form field (``hyperparameters.lora_r`` -> ``lora_r``)."""
+    out = {}
+    for p in exc.problems:
+        name = (p.field or p.where or "form").split(".")[-1]
+        name = {"type": "gpu_type", "pricing": "pricing", "hyperparameters": "form",
+                "step": "continue_step", "continue_from": "continue_step"}.get(name, name)
+        out.setdefault(name, p.message)
+    return out
+
+
+def values_from_job(job, adjust: bool = False, continue_step: int | None = None) -> dict:
+    """A finished job's settings as form values: a retry starts from what it ran with, with
+    the failure's suggested adjustment (``adjust``), or continues from a checkpoint."""
+    conf = job.configuration or {}
+    overrides = dict(conf.get("overrides") or {})
+    if adjust and job.error_adjustment:
+        overrides.update(job.error_adjustment)
+    values = {k: "" for k in TEXT_FIELDS + tuple(OVERRIDES)}
+    values.update({k: str(v) for k, v in overrides.items() if k in OVERRIDES and v is not None})
+    if conf.get("checkpoint_every_steps") and conf["checkpoint_every_steps"] != 100:
+        values["checkpoint_every_steps"] = str(conf["checkpoint_every_steps"])
+    values.update(training_file_id=job.training_file_id, preset=job.preset, gpu_type=job.gpu_type,
+                  pricing=job.gpu_pricing_tier, base_model=job.base_model, method=job.method,
+                  name=f"{job.name} (retry)"[:200], description=job.description or "",
+                  notes=job.notes or "", tags=", ".join(job.tags or []), retry_of=job.id,
+                  continue_step=str(continue_step) if continue_step else "")
+    return values

@@ -1,0 +1,1 @@
+"""Fault injection: the running system survives lost workers, a lost queue, database and storage outages."""
