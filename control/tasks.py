@@ -175,7 +175,7 @@ def _watch_for_trouble(job: TrainingJob, attempt: JobAttempt, status: str) -> st
     if status != "IN_PROGRESS" or job.status == "cancel_requested":
         return None
     silent = (now - (attempt.last_event_at or attempt.started_at or attempt.dispatched_at)).total_seconds()
-    limit = stall_limit_s(job, cfg)
+    limit = stall_limit_s(job, attempt, cfg)
     if silent <= limit:
         return None
     if job.status != "stalled":

@@ -5,9 +5,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
+
+# No test downloads anything: the hub is offline from the first import of huggingface_hub
+# (it reads this once), so a model that is not on disk fails at once instead of timing out.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "sample_dataset.json"

@@ -167,9 +167,11 @@ class RQWorkerProcess:
             pass
         self.proc.wait(10)
 
-    def stop(self) -> None:
+    def stop(self) -> int | None:
+        """SIGTERM, as systemd or Kubernetes stop it; its exit code (None: it needed SIGKILL)."""
         if self.proc is not None:
-            _stop_process_group(self.proc)
+            return _stop_process_group(self.proc)
+        return None
 
     def tail(self, lines: int = 80) -> str:
         return _tail(self.log_path, lines)
@@ -217,14 +219,16 @@ def rq_worker(live_app, live_endpoint, tmp_path, request):
         worker.stop()
 
 
-def _stop_process_group(proc: subprocess.Popen, grace_s: float = 5) -> None:
+def _stop_process_group(proc: subprocess.Popen, grace_s: float = 5) -> int | None:
     """SIGTERM the worker (RQ's warm shutdown: it finishes the task in hand), SIGKILL it after
     ``grace_s``; then the same for what is left of its process group (its scheduler process,
-    a work horse), which the worker leads (``start_new_session``)."""
-    if proc.poll() is None:
+    a work horse), which the worker leads (``start_new_session``). Returns the worker's exit
+    code after SIGTERM, None if it had to be killed."""
+    code = proc.poll()
+    if code is None:
         proc.terminate()
         try:
-            proc.wait(grace_s)
+            code = proc.wait(grace_s)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
@@ -232,14 +236,15 @@ def _stop_process_group(proc: subprocess.Popen, grace_s: float = 5) -> None:
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
-            return                                 # the group is empty
+            return code                            # the group is empty
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             try:
                 os.killpg(proc.pid, 0)
             except ProcessLookupError:
-                return
+                return code
             time.sleep(0.1)
+    return code
 
 
 @dataclass

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from control.cli import main
@@ -105,3 +106,13 @@ def test_train_refuses_bad_input_before_writing_anything(sample_doc, write_json,
     one["conversations"] = one["conversations"][:1]
     result = invoke("train", write_json(one, "one.json"), "--out", out)
     assert result.exit_code == 2 and "at least 2 conversations" in result.output and not out.exists()
+
+
+@pytest.mark.parametrize("app", ["sqlite"], indirect=True)
+def test_the_worker_stops_on_sigterm_while_idle_instead_of_starting_again(app, tmp_path):
+    """``pipeline worker`` under systemd or Kubernetes: SIGTERM stops it, exit code 0."""
+    from tests.live_system import RQWorkerProcess
+
+    worker = RQWorkerProcess(app, tmp_path / "data", tmp_path / "worker.log").start()
+    assert worker.stop() == 0, worker.tail()
+    assert "starting a new one" not in worker.tail()

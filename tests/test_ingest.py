@@ -187,8 +187,29 @@ def test_an_attempt_settled_twice_recovers_once(job, app):
     assert len(_scheduled_dispatches()) == 1
 
 
-def test_a_cancelled_job_stays_cancelled_when_its_attempt_ends_late(job, client, auth, app):
-    app.config["RUNPOD_ENDPOINT_BASE_URL"] = "http://127.0.0.1:9/v2"     # nothing listens: /cancel fails
+@pytest.fixture
+def broken_endpoint():
+    """An endpoint that answers every request with a 503 (the SDK does not retry those)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Refuse(BaseHTTPRequestHandler):
+        def _refuse(self):
+            self.send_response(503)
+            self.end_headers()
+        do_GET = do_POST = _refuse
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/v2"
+    server.shutdown()
+
+
+def test_a_cancelled_job_stays_cancelled_when_its_attempt_ends_late(job, client, auth, app, broken_endpoint):
+    app.config["RUNPOD_ENDPOINT_BASE_URL"] = broken_endpoint                 # /cancel fails
     job_id = job.id
     r = client.post(f"/api/training/jobs/{job_id}/cancel", headers=auth)
     assert r.get_json()["status"] == "cancel_requested"
@@ -208,3 +229,24 @@ def test_a_non_recoverable_error_known_only_by_its_text_fails_at_once(job):
     assert (job.status, job.error_type, job.checkpoint_recovery_count) == ("failed", "out_of_memory", 0)
     assert job.error_adjustment == {"batch_size": 2, "gradient_accumulation_steps": 8}   # balanced: 4 x 4
     assert "batch_size=4" in job.error_message
+
+
+def test_a_new_attempt_is_held_to_the_training_pace_only_once_it_trains(job, app):
+    """The job's stage is still the lost attempt's ``training``: the new attempt, loading
+    the model and its checkpoint, gets the stage limit until it trains a step itself."""
+    from control.services.recovery import stall_limit_s
+    app.config.update(STALL_MIN_SECONDS=3, STALL_STEP_FACTOR=10, STALL_STAGE_SECONDS=120)
+    s = EventStream(job.id, 1)
+    ingest(job, job.current_attempt, [s.make("stage", stage="training")] + [
+        s.make("metrics", step=step, total_steps=60, epoch=0.1, loss=2.0, lr=1e-4, elapsed_seconds=0.5 * step)
+        for step in range(1, 6)])
+    assert stall_limit_s(job, job.current_attempt, app.config) == 5.0          # 10 steps of 0.5 s
+    second = JobAttempt(job=job, number=2, runpod_job_id="rp-2", runpod_status="IN_PROGRESS")
+    db.session.add(second)
+    db.session.commit()
+    assert job.current_stage == "training"
+    assert stall_limit_s(job, second, app.config) == 120.0                    # still starting
+    s2 = EventStream(job.id, 2)
+    ingest(job, second, [s2.make("metrics", step=6, total_steps=60, epoch=0.1, loss=2.0, lr=1e-4,
+                                 elapsed_seconds=1.2)])
+    assert stall_limit_s(job, second, app.config) == 3.0                       # 0.2 s a step: the floor

@@ -66,6 +66,13 @@ class SweepingWorker(Worker):
         interval = max(1, int(sweep_interval))
         # The dequeue wait is worker_ttl - 15 s: the loop comes round each interval.
         super().__init__(*args, maintenance_interval=interval, worker_ttl=interval + 15, **kwargs)
+        self.stop_asked = False
+
+    def handle_warm_shutdown_request(self):
+        # RQ ends an idle worker's loop on SIGTERM / Ctrl-C without setting ``_stop_requested``
+        # (only a busy one sets it): remember the request, or work_forever would start another.
+        self.stop_asked = True
+        super().handle_warm_shutdown_request()
 
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
@@ -92,7 +99,7 @@ def work_forever(burst: bool = False) -> None:
             worker.work(burst=burst, with_scheduler=True)
         except Exception:  # noqa: BLE001 - Redis unreachable while registering: wait, then again
             log.exception("the worker stopped")
-        if burst or worker._stop_requested:
+        if burst or worker.stop_asked or worker._stop_requested:
             return
         log.warning("the worker quit unexpectedly; starting a new one in 5 s")
         time.sleep(5)

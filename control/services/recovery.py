@@ -47,21 +47,25 @@ def time_left_s(job: TrainingJob) -> float:
     return current_app.config["RUNPOD_EXECUTION_TIMEOUT_S"] - used
 
 
-def seconds_per_step(job: TrainingJob) -> float | None:
-    """Training seconds per step so far, from the newest metric point."""
+def seconds_per_step(job: TrainingJob, attempt: JobAttempt) -> float | None:
+    """Training seconds per step, from the newest step this attempt trained; None until it
+    has trained one (a new attempt still loads the model and its checkpoint first)."""
     row = db.session.execute(
         select(MetricPoint.step, MetricPoint.elapsed_seconds)
-        .where(MetricPoint.training_job_id == job.id).order_by(MetricPoint.step.desc()).limit(1)).first()
+        .where(MetricPoint.training_job_id == job.id, MetricPoint.attempt == attempt.number)
+        .order_by(MetricPoint.step.desc()).limit(1)).first()
     if row is None or not row.step or not row.elapsed_seconds:
         return None
     return row.elapsed_seconds / row.step
 
 
-def stall_limit_s(job: TrainingJob, config) -> float:
+def stall_limit_s(job: TrainingJob, attempt: JobAttempt, config) -> float:
     """How long an attempt may report nothing before it is stalled: scaled to the job's own
-    step time while training (``STALL_STEP_FACTOR`` steps, at least ``STALL_MIN_SECONDS``),
-    ``STALL_STAGE_SECONDS`` in the stages without steps."""
-    per_step = seconds_per_step(job) if job.current_stage == "training" else None
+    step time once the attempt trains (``STALL_STEP_FACTOR`` steps, at least
+    ``STALL_MIN_SECONDS``), ``STALL_STAGE_SECONDS`` before its first step and in the stages
+    without steps. The job's stage may still be an earlier attempt's: a new attempt that
+    is still starting is not held to the training pace."""
+    per_step = seconds_per_step(job, attempt) if job.current_stage == "training" else None
     if per_step is None:
         return float(config["STALL_STAGE_SECONDS"])
     return max(float(config["STALL_MIN_SECONDS"]), config["STALL_STEP_FACTOR"] * per_step)
