@@ -271,6 +271,8 @@ def _run_training(job, storage, out_dir: Path, stop, quiet: bool, created: bool)
                     bar.set_postfix(loss=f"{event['loss']:.4f}", lr=f"{event['lr']:.2e}",
                                     tok_s=f"{event['tokens_per_second']:.0f}")
                     bar.update(1)
+            elif kind == "heartbeat" and bar is None and not quiet:
+                click.echo(f"  still {event['activity']} ({event['elapsed_seconds']:.0f} s)", err=True)
             elif kind == "checkpoint" and bar is not None:
                 bar.write(f"checkpoint at step {event['step']}")
             elif kind == "completed":

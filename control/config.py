@@ -15,7 +15,7 @@
 | ``MAX_RECOVERIES`` | ``5`` | new attempts after lost ones before the job fails |
 | ``RECOVERY_BACKOFF_SECONDS`` | ``5`` | wait before the first new attempt, doubling (60 s at most) |
 | ``STALL_MIN_SECONDS`` / ``STALL_STEP_FACTOR`` | ``600`` / ``10`` | silent for max(min, factor × step time) while training: stalled |
-| ``STALL_STAGE_SECONDS`` | ``1800`` | the same outside training (loading, evaluating) |
+| ``STALL_STAGE_SECONDS`` | ``600`` | the same outside training (loading, evaluating; the worker sends a heartbeat each minute) |
 | ``PROVISIONING_TIMEOUT_SECONDS`` | ``1800`` | in RunPod's queue this long: no capacity, the job fails |
 | ``SWEEP_INTERVAL_SECONDS`` / ``SWEEP_GRACE_SECONDS`` | ``15`` / ``60`` | how often workers look for lost tasks, and how old they must be |
 """
@@ -92,7 +92,7 @@ def from_env(env=None) -> dict:
         "RECOVERY_BACKOFF_SECONDS": float(env.get("RECOVERY_BACKOFF_SECONDS", 5)),
         "STALL_MIN_SECONDS": float(env.get("STALL_MIN_SECONDS", 600)),
         "STALL_STEP_FACTOR": float(env.get("STALL_STEP_FACTOR", 10)),
-        "STALL_STAGE_SECONDS": float(env.get("STALL_STAGE_SECONDS", 1800)),
+        "STALL_STAGE_SECONDS": float(env.get("STALL_STAGE_SECONDS", 600)),
         "PROVISIONING_TIMEOUT_SECONDS": float(env.get("PROVISIONING_TIMEOUT_SECONDS", 1800)),
         "SWEEP_INTERVAL_SECONDS": float(env.get("SWEEP_INTERVAL_SECONDS", 15)),
         "SWEEP_GRACE_SECONDS": float(env.get("SWEEP_GRACE_SECONDS", 60)),

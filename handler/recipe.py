@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from handler import batching, checkpoint, models
+from handler.heartbeat import HEARTBEAT_SECONDS, beating
 from handler.tokenization import EncodedSplit, encode_conversations
 from shared.dataset import min_quality, parse_bytes, split_conversations
 from shared.dataset.folding import to_sequences
@@ -64,8 +65,9 @@ def improvement_pct(base: Evaluation, trained: Evaluation) -> float:
 
 class Recipe:
     def __init__(self, job: JobInput, storage: Storage, *,
-                 should_stop: Callable[[], bool] = lambda: False):
+                 should_stop: Callable[[], bool] = lambda: False, heartbeat_s: float = HEARTBEAT_SECONDS):
         self.job = job
+        self.heartbeat_s = heartbeat_s
         self.hp = job.hyperparameters
         self.storage = storage
         self.prefix = job.checkpoint.prefix
@@ -103,13 +105,14 @@ class Recipe:
 
         yield ev.make("stage", stage="preprocessing")
         source = models.resolve(self.job.base_model)
-        self.model_location = models.materialize(source)
+        self.model_location = yield from self._while("preprocessing", "fetching the base model",
+                                                     lambda: models.materialize(source))
         self.tokenizer = models.load_tokenizer(self.model_location, self.job.base_model)
         yield from self._prepare_data()
 
         yield ev.make("stage", stage="model_loading")
-        self._setup_model()
-        resumed_from = self._resume()
+        yield from self._while("model_loading", "loading the base model", self._setup_model)
+        resumed_from = yield from self._while("model_loading", "loading the checkpoint", self._resume)
         full_plan = batching.plan([e.n_targets for e in self.train.sequences],
                                   self.hp.targets_per_step, self.job.seed, self.hp.num_epochs)
         self.plan = full_plan[:self.hp.max_steps] if self.hp.max_steps else full_plan
@@ -132,7 +135,8 @@ class Recipe:
 
         self._check_current_attempt()
         yield ev.make("stage", stage="evaluating")
-        base, trained = self._evaluate()
+        base, trained = yield from self._while("evaluating", "scoring the held-out conversations",
+                                               self._evaluate)
         scored = self.val if self.val.sequences else self.train
         self.evaluation = {
             "split": "validation" if self.val.sequences else "training",
@@ -146,6 +150,12 @@ class Recipe:
         yield ev.make("stage", stage="finalizing")
         yield from self._save_outputs()
         yield ev.make("completed", summary=self.summary)
+
+    def _while(self, stage: str, activity: str, fn):
+        """``fn()``'s value, with a heartbeat event every ``heartbeat_s`` while it runs."""
+        return (yield from beating(fn, lambda seconds: self.events.make(
+            "heartbeat", stage=stage, activity=activity, elapsed_seconds=round(seconds, 1)),
+            self.heartbeat_s))
 
     # ---------------------------------------------------------------- data
     def _prepare_data(self) -> Iterator[dict]:

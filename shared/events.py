@@ -52,6 +52,14 @@ class CheckpointEvent(_Event):
     reason: Literal["interval", "signal", "final", "requested", "time_limit"] = "interval"
 
 
+class HeartbeatEvent(_Event):
+    """Still at work in a stage without steps (sent every minute): what, and for how long."""
+    type: Literal["heartbeat"] = "heartbeat"
+    stage: Stage
+    activity: str                      # e.g. "loading the base model"
+    elapsed_seconds: float             # since that activity began
+
+
 class EvalScores(BaseModel):
     loss: float
     perplexity: float
@@ -103,7 +111,7 @@ class CompletedEvent(_Event):
 
 
 Event = Annotated[Union[StageEvent, MetricsEvent, CheckpointEvent, EvaluationEvent,
-                        ArtifactEvent, WarningEvent, ErrorEvent, CompletedEvent],
+                        ArtifactEvent, WarningEvent, ErrorEvent, CompletedEvent, HeartbeatEvent],
                   Field(discriminator="type")]
 EVENT_ADAPTER = TypeAdapter(Event)
 

@@ -250,3 +250,15 @@ def test_a_new_attempt_is_held_to_the_training_pace_only_once_it_trains(job, app
     ingest(job, second, [s2.make("metrics", step=6, total_steps=60, epoch=0.1, loss=2.0, lr=1e-4,
                                  elapsed_seconds=1.2)])
     assert stall_limit_s(job, second, app.config) == 3.0                       # 0.2 s a step: the floor
+
+
+def test_a_heartbeat_keeps_a_loading_attempt_alive_without_moving_the_job(job):
+    s = EventStream(job.id, 1)
+    attempt = job.current_attempt
+    ingest(job, attempt, [s.make("stage", stage="model_loading")])
+    first = attempt.last_event_at
+    ingest(job, attempt, [s.make("heartbeat", stage="model_loading", activity="loading the base model",
+                                 elapsed_seconds=60.0)])
+    db.session.refresh(job)
+    assert attempt.last_event_at > first and attempt.events_received == 2
+    assert (job.status, job.current_stage, job.current_step) == ("model_loading", "model_loading", None)

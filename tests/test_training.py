@@ -242,3 +242,52 @@ def test_the_handler_reports_a_misconfigured_worker_as_an_error_event(monkeypatc
     monkeypatch.setenv("STORAGE_BACKEND", "s3")
     [event] = handler({"id": "rp-1", "input": job.model_dump(mode="json")})
     assert event["error"]["type"] == "storage" and "STORAGE_BACKEND" in event["error"]["message"]
+
+
+def test_long_calls_send_heartbeats_and_train_the_same_adapter(tiny_model_dir, small_sample, tmp_path):
+    """Loading the model and the checkpoint, and scoring, run beside a heartbeat: the stream
+    never goes quiet for longer than ``heartbeat_s``, and the weights are those of a run
+    whose heartbeat never fires."""
+    from shared.storage import LocalStorage
+
+    def run(root, heartbeat_s):
+        storage = LocalStorage(root)
+        events = list(Recipe(_job(tiny_model_dir, small_sample, storage, max_steps=3), storage,
+                             heartbeat_s=heartbeat_s).run())
+        return events, load_file(str(root / "jobs/job1/adapter/adapter_model.safetensors"))
+
+    events, beating = run(tmp_path / "beating", 0.005)
+    quiet_events, quiet = run(tmp_path / "quiet", 3600)
+    beats = [parse_event(e) for e in events if e["type"] == "heartbeat"]
+    assert not any(e["type"] == "heartbeat" for e in quiet_events)
+    assert {(b.stage, b.activity) for b in beats} >= {
+        ("model_loading", "loading the base model"), ("evaluating", "scoring the held-out conversations")}
+    stage = None
+    for e in events:                                   # each heartbeat inside the stage it names
+        stage = e["stage"] if e["type"] == "stage" else stage
+        if e["type"] == "heartbeat":
+            assert e["stage"] == stage
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    assert beating.keys() == quiet.keys() and all(torch.equal(beating[k], quiet[k]) for k in quiet)
+
+
+def test_a_heartbeat_call_returns_its_value_or_raises_its_error():
+    import time
+
+    from handler.heartbeat import beating
+
+    def slow():
+        time.sleep(0.3)
+        return 42
+
+    def broken():
+        time.sleep(0.15)
+        raise ValueError("the checkpoint is damaged")
+
+    gen, beats = beating(slow, lambda s: s, every_s=0.05), []
+    with pytest.raises(StopIteration) as done:
+        while True:
+            beats.append(next(gen))
+    assert done.value.value == 42 and len(beats) >= 3 and beats == sorted(beats)
+    with pytest.raises(ValueError, match="damaged"):
+        list(beating(broken, lambda s: s, every_s=0.05))

@@ -15,6 +15,19 @@ def _size(n: int | None) -> str:
     return f"{n} B"
 
 
+def _duration(seconds: float | None) -> str:
+    """
+    >>> _duration(42.4), _duration(185), _duration(4000)
+    ('42 s', '3 min', '1 h 6 min')
+    """
+    seconds = round(seconds or 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
 def describe(event: dict) -> str:
     """
     >>> describe({"type": "stage", "stage": "model_loading"})
@@ -25,6 +38,8 @@ def describe(event: dict) -> str:
     'held-out (3 conversations): perplexity 31.66 → 21.39, 32.5% better'
     >>> describe({"type": "error", "error": {"type": "out_of_memory", "message": "OOM", "fix": "batch_size=2"}})
     'out_of_memory: OOM — fix: batch_size=2'
+    >>> describe({"type": "heartbeat", "stage": "model_loading", "activity": "loading the base model", "elapsed_seconds": 120.3})
+    'still loading the base model (2 min so far)'
     """
     kind = event.get("type")
     if kind == "stage":
@@ -51,6 +66,8 @@ def describe(event: dict) -> str:
         err = event.get("error") or {}
         text = f"{err.get('type')}: {err.get('message')}"
         return f"{text} — fix: {err['fix']}" if err.get("fix") else text
+    if kind == "heartbeat":
+        return f"still {event.get('activity')} ({_duration(event.get('elapsed_seconds'))} so far)"
     if kind == "completed":
         return "completed"
     return kind or "?"

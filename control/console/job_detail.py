@@ -17,7 +17,8 @@ from control.services import downloads
 from control.services import jobs as job_service
 from control.services.job_records import events, metric_points
 
-EVENT_TYPES = ("stage", "metrics", "checkpoint", "evaluation", "artifact", "warning", "error", "completed")
+EVENT_TYPES = ("stage", "metrics", "checkpoint", "evaluation", "artifact", "warning", "error", "completed",
+               "heartbeat")
 SHOWN_EVENTS = 500
 CHART_POINTS = 1000
 
