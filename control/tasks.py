@@ -51,7 +51,7 @@ def dispatch(job_id: str) -> str | None:
     from control.services import gpu_endpoint, jobs, queue
     from control.services.ingest import fail
     from control.services.recovery import (attempt_marker_key, claim_end, endpoint_failure,
-                                           recover_or_fail, time_left_s)
+                                           retry_refused_dispatch, time_left_s)
     from control.services.storage import get_storage
 
     claimed = db.session.execute(
@@ -75,11 +75,12 @@ def dispatch(job_id: str) -> str | None:
         failure = endpoint_failure(exc)
         if not claim_end(attempt):
             return None
-        attempt.outcome, attempt.error = "failed", failure.to_dict()
         db.session.refresh(job)
         if failure.recoverable:
-            recover_or_fail(job, attempt, failure, outcome="lost")
-        elif not (job.is_final or job.status == "cancel_requested"):
+            retry_refused_dispatch(job, attempt, failure)
+            return None
+        attempt.outcome, attempt.error = "failed", failure.to_dict()
+        if not (job.is_final or job.status == "cancel_requested"):
             fail(job, failure)
         db.session.commit()
         return None

@@ -262,3 +262,30 @@ def test_a_heartbeat_keeps_a_loading_attempt_alive_without_moving_the_job(job):
     db.session.refresh(job)
     assert attempt.last_event_at > first and attempt.events_received == 2
     assert (job.status, job.current_stage, job.current_step) == ("model_loading", "model_loading", None)
+
+
+def test_a_refused_dispatch_spends_no_recovery_and_is_tried_again_until_the_provisioning_timeout(
+        job, app, broken_endpoint):
+    """The endpoint answers 503 to /run: no worker ran anything, so it is no interruption."""
+    from control.models import utcnow
+    from control.tasks import dispatch
+    app.config.update(RUNPOD_ENDPOINT_BASE_URL=broken_endpoint, PROVISIONING_TIMEOUT_SECONDS=3600)
+    job.current_attempt.ended_at, job.current_attempt.outcome = utcnow(), "lost"
+    job.status = "recovering"
+    db.session.commit()
+    job_id = job.id
+    assert dispatch(job_id) is None
+    job = db.session.get(TrainingJob, job_id)
+    refused = job.current_attempt
+    assert (job.status, job.checkpoint_recovery_count) == ("queued", 0)
+    assert (refused.number, refused.outcome, refused.runpod_job_id) == (2, "refused", None)
+    assert "503" in refused.error["message"] and "no worker ran the job" in refused.error["cause"]
+    assert "PROVISIONING_TIMEOUT_SECONDS" in refused.error["fix"]
+    assert [i["attempt"] for i in job.to_dict()["interruptions"]] == [1]
+    assert len(_scheduled_dispatches()) == 1
+    app.config["PROVISIONING_TIMEOUT_SECONDS"] = 0          # refused for longer than that: it fails
+    dispatch(job_id)
+    job = db.session.get(TrainingJob, job_id)
+    assert (job.status, job.checkpoint_recovery_count) == ("failed", 0)
+    assert "could not be handed to the GPU endpoint in 2 tries" in job.error_message and job.error_fix
+    assert job.error_user is False

@@ -93,7 +93,15 @@ def endpoint_failure(exc: Exception) -> Failure:
                        f"the GPU endpoint refused the job: {exc}",
                        "The endpoint id or the API key is wrong, or the endpoint was deleted.",
                        "Check RUNPOD_ENDPOINT_ID and RUNPOD_API_KEY (or that the local endpoint runs), then retry.")
-    failure = classify_text(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, EndpointError):
+        return Failure(ErrorType.STORAGE.value, False,            # the taxonomy's network / storage
+                       f"the GPU endpoint did not take the job: {exc}",
+                       "The GPU endpoint (RunPod's API, or the local endpoint) did not answer or answered "
+                       "with a server error; no worker ran the job.",
+                       "Nothing to change: the dispatch is tried again until it has failed for "
+                       "PROVISIONING_TIMEOUT_SECONDS. If it keeps failing, check RunPod's status and "
+                       "RUNPOD_ENDPOINT_ID (or that the local endpoint runs).")
+    failure = classify_text(f"{type(exc).__name__}: {exc}")    # e.g. storage refused the attempt marker
     if failure.type in (ErrorType.INTERNAL.value, ErrorType.WORKER_LOST.value):
         failure = classify_text(f"ConnectionError: the GPU endpoint did not take the job: {exc}")
     return failure
@@ -140,6 +148,44 @@ def recover_or_fail(job: TrainingJob, attempt: JobAttempt, failure: Failure, out
                 outcome, failure.message, job.checkpoint_recovery_count, limit, delay)
     queue.enqueue(tasks.dispatch, job.id, delay=delay)
     return "recovering"
+
+
+def retry_refused_dispatch(job: TrainingJob, attempt: JobAttempt, failure: Failure) -> str:
+    """The endpoint did not take the job (a network error, a 5xx, a 429): no worker ran it,
+    so nothing was interrupted and no recovery is spent. The job waits ``queued`` and the
+    dispatch is tried again, the backoff doubling to 60 s at most, until the endpoint has
+    refused it for ``PROVISIONING_TIMEOUT_SECONDS`` in a row; then the job fails and says
+    so. Commits."""
+    from control.services import queue
+    from control.services.ingest import fail
+    from control.services.jobs import settle_cost
+    from control import tasks
+
+    attempt.outcome, attempt.error = "refused", failure.to_dict()
+    if job.is_final or job.status == "cancel_requested":
+        db.session.commit()
+        return "nothing to retry"
+    streak = []
+    for earlier in sorted(job.attempts, key=lambda a: a.number, reverse=True):
+        if earlier.outcome != "refused":
+            break
+        streak.append(earlier)
+    waited = (utcnow() - streak[-1].dispatched_at).total_seconds()
+    if waited >= current_app.config["PROVISIONING_TIMEOUT_SECONDS"]:
+        fail(job, Failure(failure.type, failure.user_error,
+                          f"the job could not be handed to the GPU endpoint in {len(streak)} tries over "
+                          f"{waited / 60:.0f} min; "
+                          f"the last time: {failure.message}", failure.cause, failure.fix))
+        settle_cost(job)
+        db.session.commit()
+        return "failed"
+    job.status = "queued"
+    db.session.commit()
+    delay = min(60.0, current_app.config["RECOVERY_BACKOFF_SECONDS"] * 2 ** (len(streak) - 1))
+    log.warning("job %s: the endpoint refused attempt %d (%s); trying again in %.1f s",
+                job.id, attempt.number, failure.message, delay)
+    queue.enqueue(tasks.dispatch, job.id, delay=delay)
+    return "queued"
 
 
 def lost_failure(job: TrainingJob, runpod_status: str, reason: str | None) -> Failure:
