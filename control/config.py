@@ -13,7 +13,7 @@
 | ``SESSION_COOKIE_SECURE`` | ``0`` | ``1`` behind HTTPS: the console's cookie only travels encrypted |
 | ``CONSOLE_POLL_SECONDS`` | ``2`` | how often the console's live parts ask for news |
 | ``MAX_RECOVERIES`` | ``5`` | new attempts after lost ones before the job fails |
-| ``RECOVERY_BACKOFF_SECONDS`` | ``5`` | wait before the first new attempt, doubling (60 s at most) |
+| ``RECOVERY_BACKOFF_SECONDS`` | ``5`` | wait before the first new attempt (or dispatch try), doubling (at most 60 s, and 3/4 of the sweep's quiet period) |
 | ``STALL_MIN_SECONDS`` / ``STALL_STEP_FACTOR`` | ``600`` / ``10`` | silent for max(min, factor × step time) while training: stalled |
 | ``STALL_STAGE_SECONDS`` | ``600`` | the same outside training (loading, evaluating; the worker sends a heartbeat each minute) |
 | ``PROVISIONING_TIMEOUT_SECONDS`` | ``1800`` | in RunPod's queue this long: no capacity, the job fails |

@@ -26,7 +26,7 @@ environment: ``STORAGE_BACKEND`` / ``STORAGE_LOCAL_ROOT`` (object storage), ``HF
 network volume).
 
 Yields the events of ``shared.events`` in order (stage, metrics, checkpoint, evaluation,
-artifact, warning, completed). A failure yields one ``error`` event, which RunPod turns into
+artifact, warning, completed; a heartbeat each ``HEARTBEAT_SECONDS`` while a long call runs). A failure yields one ``error`` event, which RunPod turns into
 the FAILED job's output. Every event is also kept in storage (``handler.event_log``), since the stream is read-once.
 On SIGTERM (a reclaimed worker) the recipe checkpoints after the
 current step and the stream ends without ``completed``: the control plane dispatches a new
@@ -114,7 +114,8 @@ def handler(job: dict):
         stream = recipe.events
         log = EventLog(storage, job_input.checkpoint.prefix, job_input.attempt)
         for event in recipe.run():
-            log.record(event)
+            if event["type"] != "heartbeat":    # no state to reconcile; a load needs no storage
+                log.record(event)
             yield event
         return
     except Interrupted as exc:

@@ -7,10 +7,9 @@ longest download a 70B model needs. A frozen or lost worker still falls silent."
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Generator
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as StillRunning
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -20,13 +19,27 @@ HEARTBEAT_SECONDS = float(os.environ.get("HEARTBEAT_SECONDS", 60))
 def beating(fn: Callable[[], T], beat: Callable[[float], dict],
             every_s: float = HEARTBEAT_SECONDS) -> Generator[dict, None, T]:
     """Run ``fn()`` in a thread and yield ``beat(seconds so far)`` every ``every_s`` until it
-    ends; then return its value (``value = yield from beating(...)``) or raise its exception.
-    Closing the generator early waits for ``fn`` to end (a thread can't be stopped)."""
+    ends; then return its value (``value = yield from beating(...)``) or raise its exception,
+    whatever it is (a ``TimeoutError`` included).
+
+    The thread is a daemon and nobody waits for it when the generator is closed or the
+    caller gives up (Ctrl-C, SIGTERM's checkpoint-and-exit): a download or a model load
+    can't be stopped midway, and the process must still be able to end."""
+    outcome: dict = {}
+    finished = threading.Event()
+
+    def call():
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller as it is
+            outcome["error"] = exc
+        finally:
+            finished.set()
+
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recipe-call") as pool:
-        future = pool.submit(fn)
-        while True:
-            try:
-                return future.result(timeout=every_s)
-            except StillRunning:
-                yield beat(time.monotonic() - started)
+    threading.Thread(target=call, name="recipe-call", daemon=True).start()
+    while not finished.wait(every_s):
+        yield beat(time.monotonic() - started)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

@@ -113,6 +113,10 @@ def test_the_worker_stops_on_sigterm_while_idle_instead_of_starting_again(app, t
     """``pipeline worker`` under systemd or Kubernetes: SIGTERM stops it, exit code 0."""
     from tests.live_system import RQWorkerProcess
 
+    import time
     worker = RQWorkerProcess(app, tmp_path / "data", tmp_path / "worker.log").start()
+    deadline = time.monotonic() + 30       # its loop has begun (signal handlers in place, first sweep run)
+    while "cleaning registries" not in worker.tail() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert worker.stop() == 0, worker.tail()
     assert "starting a new one" not in worker.tail()

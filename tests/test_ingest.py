@@ -188,24 +188,37 @@ def test_an_attempt_settled_twice_recovers_once(job, app):
 
 
 @pytest.fixture
-def broken_endpoint():
-    """An endpoint that answers every request with a 503 (the SDK does not retry those)."""
+def refusing_endpoint():
+    """``refusing_endpoint(status)``: the URL of an endpoint that answers every request with
+    ``status`` (the SDK retries none of 401, 503)."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    class Refuse(BaseHTTPRequestHandler):
-        def _refuse(self):
-            self.send_response(503)
-            self.end_headers()
-        do_GET = do_POST = _refuse
+    servers = []
 
-        def log_message(self, *args):
-            pass
+    def start(status: int) -> str:
+        class Refuse(BaseHTTPRequestHandler):
+            def _refuse(self):
+                self.send_response(status)
+                self.end_headers()
+            do_GET = do_POST = _refuse
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/v2"
-    server.shutdown()
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}/v2"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+@pytest.fixture
+def broken_endpoint(refusing_endpoint):
+    return refusing_endpoint(503)
 
 
 def test_a_cancelled_job_stays_cancelled_when_its_attempt_ends_late(job, client, auth, app, broken_endpoint):
@@ -287,5 +300,20 @@ def test_a_refused_dispatch_spends_no_recovery_and_is_tried_again_until_the_prov
     dispatch(job_id)
     job = db.session.get(TrainingJob, job_id)
     assert (job.status, job.checkpoint_recovery_count) == ("failed", 0)
-    assert "could not be handed to the GPU endpoint in 2 tries" in job.error_message and job.error_fix
+    assert "could not be dispatched in 2 tries" in job.error_message and job.error_fix
     assert job.error_user is False
+
+
+def test_a_dispatch_refused_for_its_api_key_fails_at_once_and_says_which_setting(job, app, refusing_endpoint):
+    """RunPod answers 401 to a wrong key; the SDK raises its own RuntimeError for it."""
+    from control.models import utcnow
+    from control.tasks import dispatch
+    app.config.update(RUNPOD_ENDPOINT_BASE_URL=refusing_endpoint(401), PROVISIONING_TIMEOUT_SECONDS=3600)
+    job.current_attempt.ended_at, job.current_attempt.outcome = utcnow(), "lost"
+    job.status = "recovering"
+    db.session.commit()
+    job_id = job.id
+    dispatch(job_id)
+    job = db.session.get(TrainingJob, job_id)
+    assert (job.status, job.error_type, job.checkpoint_recovery_count) == ("failed", "gpu_provisioning", 0)
+    assert "RUNPOD_API_KEY" in job.error_fix and _scheduled_dispatches() == []

@@ -291,3 +291,14 @@ def test_a_heartbeat_call_returns_its_value_or_raises_its_error():
     assert done.value.value == 42 and len(beats) >= 3 and beats == sorted(beats)
     with pytest.raises(ValueError, match="damaged"):
         list(beating(broken, lambda s: s, every_s=0.05))
+
+    def timed_out():                     # concurrent.futures' "still running" is this type too
+        time.sleep(0.15)
+        raise TimeoutError("the model cache's network volume timed out")
+
+    started, beats = time.monotonic(), []
+    with pytest.raises(TimeoutError, match="network volume"):
+        for b in beating(timed_out, lambda s: s, every_s=0.05):
+            beats.append(b)
+            assert len(beats) <= 5, "a TimeoutError of the call was taken for 'still running'"
+    assert time.monotonic() - started < 1

@@ -39,7 +39,11 @@ def _call(fn, what: str):
     except requests.HTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
         raise EndpointError(f"{what}: the endpoint answered {status}", status) from exc
-    except (requests.RequestException, RuntimeError, ValueError) as exc:
+    except RuntimeError as exc:
+        # The SDK raises these itself for a 401 (before raise_for_status) and a missing key.
+        refused = any(w in str(exc).lower() for w in ("unauthorized", "api key"))
+        raise EndpointError(f"{what}: {exc}", 401 if refused else None) from exc
+    except (requests.RequestException, ValueError) as exc:
         raise EndpointError(f"{what}: {type(exc).__name__}: {exc}") from exc
 
 

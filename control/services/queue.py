@@ -76,12 +76,16 @@ class SweepingWorker(Worker):
 
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
+        from rq.exceptions import StopRequested
+
         from control.extensions import db
         from control.services.recovery import sweep
         try:
             found = sweep()
             if any(found.values()):
                 log.warning("sweep: enqueued again %s", found)
+        except StopRequested:            # SIGTERM arrived during the sweep: RQ raises it from its handler
+            raise
         except Exception:  # noqa: BLE001 - the database may be down; the next round tries again
             log.exception("sweep failed")
             db.session.rollback()

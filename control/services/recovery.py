@@ -48,8 +48,9 @@ def time_left_s(job: TrainingJob) -> float:
 
 
 def seconds_per_step(job: TrainingJob, attempt: JobAttempt) -> float | None:
-    """Training seconds per step, from the newest step this attempt trained; None until it
-    has trained one (a new attempt still loads the model and its checkpoint first)."""
+    """The job's training seconds per step (cumulative over its attempts), read from the
+    newest step this attempt trained; None until it has trained one (a new attempt still
+    loads the model and its checkpoint first)."""
     row = db.session.execute(
         select(MetricPoint.step, MetricPoint.elapsed_seconds)
         .where(MetricPoint.training_job_id == job.id, MetricPoint.attempt == attempt.number)
@@ -84,8 +85,9 @@ def claim_end(attempt: JobAttempt) -> bool:
 
 
 def endpoint_failure(exc: Exception) -> Failure:
-    """A refused dispatch: a network or server hiccup (5xx, 429, no answer) is tried again;
-    a refused key or a missing endpoint is not."""
+    """A dispatch that failed: a network or server hiccup (no answer, 408, 429, 5xx) or
+    storage refusing the attempt marker is tried again; a refused key, a missing endpoint,
+    a refused request, or a bug is not."""
     from control.services.gpu_endpoint import EndpointError
     status = getattr(exc, "status", None) if isinstance(exc, EndpointError) else None
     if isinstance(exc, EndpointError) and status in (401, 403, 404):
@@ -93,6 +95,12 @@ def endpoint_failure(exc: Exception) -> Failure:
                        f"the GPU endpoint refused the job: {exc}",
                        "The endpoint id or the API key is wrong, or the endpoint was deleted.",
                        "Check RUNPOD_ENDPOINT_ID and RUNPOD_API_KEY (or that the local endpoint runs), then retry.")
+    if isinstance(exc, EndpointError) and status is not None and status < 500 and status not in (408, 429):
+        return Failure(ErrorType.INTERNAL.value, False,
+                       f"the GPU endpoint refused the job's request: {exc}",
+                       "The endpoint did not accept the request the control plane sent (too large, or "
+                       "not in the form it expects).",
+                       "Report it with the support bundle; retrying the same job will not help.")
     if isinstance(exc, EndpointError):
         return Failure(ErrorType.STORAGE.value, False,            # the taxonomy's network / storage
                        f"the GPU endpoint did not take the job: {exc}",
@@ -101,10 +109,25 @@ def endpoint_failure(exc: Exception) -> Failure:
                        "Nothing to change: the dispatch is tried again until it has failed for "
                        "PROVISIONING_TIMEOUT_SECONDS. If it keeps failing, check RunPod's status and "
                        "RUNPOD_ENDPOINT_ID (or that the local endpoint runs).")
-    failure = classify_text(f"{type(exc).__name__}: {exc}")    # e.g. storage refused the attempt marker
-    if failure.type in (ErrorType.INTERNAL.value, ErrorType.WORKER_LOST.value):
-        failure = classify_text(f"ConnectionError: the GPU endpoint did not take the job: {exc}")
-    return failure
+    return classify_text(f"{type(exc).__name__}: {exc}")      # e.g. storage refused the attempt marker
+
+
+def sweep_quiet_s(config) -> float:
+    """How long a task may be silent before the sweep takes it for lost."""
+    return max(3 * config["MONITOR_INTERVAL_SECONDS"], config["SWEEP_GRACE_SECONDS"])
+
+
+def backoff_s(tries: int, config) -> float:
+    """The wait before try ``tries`` (1, 2, ...): ``RECOVERY_BACKOFF_SECONDS`` doubling, at
+    most 60 s, and always well inside the sweep's quiet period, so the sweep never takes a
+    dispatch that is only waiting for a lost one and starts a second chain.
+
+    >>> backoff_s(1, {"RECOVERY_BACKOFF_SECONDS": 5, "MONITOR_INTERVAL_SECONDS": 5, "SWEEP_GRACE_SECONDS": 60})
+    5.0
+    >>> backoff_s(5, {"RECOVERY_BACKOFF_SECONDS": 5, "MONITOR_INTERVAL_SECONDS": 5, "SWEEP_GRACE_SECONDS": 60})
+    45.0
+    """
+    return min(60.0, 0.75 * sweep_quiet_s(config), float(config["RECOVERY_BACKOFF_SECONDS"]) * 2 ** (tries - 1))
 
 
 def record_interruption(job: TrainingJob, attempt: JobAttempt, outcome: str, failure: Failure) -> None:
@@ -143,7 +166,7 @@ def recover_or_fail(job: TrainingJob, attempt: JobAttempt, failure: Failure, out
     job.status, job.stalled_at = "recovering", None
     settle_cost(job)
     db.session.commit()
-    delay = min(60.0, current_app.config["RECOVERY_BACKOFF_SECONDS"] * 2 ** (job.checkpoint_recovery_count - 1))
+    delay = backoff_s(job.checkpoint_recovery_count, current_app.config)
     log.warning("job %s: attempt %d %s (%s); recovering (%d of %d) in %.1f s", job.id, attempt.number,
                 outcome, failure.message, job.checkpoint_recovery_count, limit, delay)
     queue.enqueue(tasks.dispatch, job.id, delay=delay)
@@ -161,9 +184,12 @@ def retry_refused_dispatch(job: TrainingJob, attempt: JobAttempt, failure: Failu
     from control.services.jobs import settle_cost
     from control import tasks
 
+    from sqlalchemy import update
+
     attempt.outcome, attempt.error = "refused", failure.to_dict()
+    db.session.commit()
+    db.session.refresh(job)
     if job.is_final or job.status == "cancel_requested":
-        db.session.commit()
         return "nothing to retry"
     streak = []
     for earlier in sorted(job.attempts, key=lambda a: a.number, reverse=True):
@@ -173,15 +199,19 @@ def retry_refused_dispatch(job: TrainingJob, attempt: JobAttempt, failure: Failu
     waited = (utcnow() - streak[-1].dispatched_at).total_seconds()
     if waited >= current_app.config["PROVISIONING_TIMEOUT_SECONDS"]:
         fail(job, Failure(failure.type, failure.user_error,
-                          f"the job could not be handed to the GPU endpoint in {len(streak)} tries over "
-                          f"{waited / 60:.0f} min; "
+                          f"the job could not be dispatched in {len(streak)} tries over {waited / 60:.0f} min; "
                           f"the last time: {failure.message}", failure.cause, failure.fix))
         settle_cost(job)
         db.session.commit()
         return "failed"
-    job.status = "queued"
+    # Conditional: a cancel that came meanwhile (the attempt had ended, so it settled at once) stays.
+    waiting = db.session.execute(update(TrainingJob).where(TrainingJob.id == job.id,
+                                                           TrainingJob.status == "provisioning")
+                                 .values(status="queued", updated_at=utcnow())).rowcount
     db.session.commit()
-    delay = min(60.0, current_app.config["RECOVERY_BACKOFF_SECONDS"] * 2 ** (len(streak) - 1))
+    if not waiting:
+        return "nothing to retry"
+    delay = backoff_s(len(streak), current_app.config)
     log.warning("job %s: the endpoint refused attempt %d (%s); trying again in %.1f s",
                 job.id, attempt.number, failure.message, delay)
     queue.enqueue(tasks.dispatch, job.id, delay=delay)
@@ -209,7 +239,7 @@ def sweep(now=None) -> dict:
 
     cfg = current_app.config
     now = now or utcnow()
-    quiet = timedelta(seconds=max(3 * cfg["MONITOR_INTERVAL_SECONDS"], cfg["SWEEP_GRACE_SECONDS"]))
+    quiet = timedelta(seconds=sweep_quiet_s(cfg))
     orphans = db.session.scalars(
         select(JobAttempt).join(TrainingJob)
         .where(JobAttempt.ended_at.is_(None), JobAttempt.runpod_job_id.is_not(None),
