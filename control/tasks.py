@@ -20,7 +20,8 @@ from sqlalchemy import update
 
 from control.extensions import db
 from control.models import JobAttempt, TrainingJob, utcnow
-from shared.failures import RECOVERABLE
+from shared.errors import ErrorType
+from shared.failures import RECOVERABLE, of_kind
 
 log = logging.getLogger(__name__)
 MAX_ENDPOINT_FAILURES = 20
@@ -155,7 +156,6 @@ def _watch_for_trouble(job: TrainingJob, attempt: JobAttempt, status: str) -> st
     no GPU takes fails with no capacity."""
     from control.services.ingest import fail
     from control.services.recovery import claim_end, recover_or_fail, stall_limit_s
-    from shared.failures import classify_text
 
     cfg = current_app.config
     now = utcnow()
@@ -165,8 +165,8 @@ def _watch_for_trouble(job: TrainingJob, attempt: JobAttempt, status: str) -> st
         waited = (now - attempt.dispatched_at).total_seconds()
         if waited > cfg["PROVISIONING_TIMEOUT_SECONDS"] and claim_end(attempt):
             _cancel_quietly(attempt.runpod_job_id)
-            failure = classify_text(f"no capacity: the job stayed in the queue of the GPU endpoint for "
-                                    f"{waited / 60:.0f} min without a worker")
+            failure = of_kind(ErrorType.GPU_PROVISIONING, f"no capacity: the job stayed in the queue of "
+                              f"the GPU endpoint for {waited / 60:.0f} min without a worker")
             attempt.outcome, attempt.error = "failed", failure.to_dict()
             if not job.is_final:
                 fail(job, failure)
@@ -189,7 +189,8 @@ def _watch_for_trouble(job: TrainingJob, attempt: JobAttempt, status: str) -> st
     if not claim_end(attempt):
         return "settled elsewhere"
     _cancel_quietly(attempt.runpod_job_id)
-    failure = classify_text(f"worker lost: no event for {silent:.0f} s (the stall limit is {limit:.0f} s)")
+    failure = of_kind(ErrorType.WORKER_LOST, f"worker lost: no event for {silent:.0f} s "
+                                             f"(the stall limit is {limit:.0f} s)")
     recover_or_fail(job, attempt, failure, outcome="stalled")
     return "stalled"
 
@@ -220,7 +221,6 @@ def finish_attempt(job: TrainingJob, attempt: JobAttempt, runpod_status: str, re
     from control.services.storage import get_storage
     from shared.errors import StorageError
     from shared.events import ErrorInfo
-    from shared.failures import classify_text
 
     if not claim_end(attempt):
         return                                       # another monitor settled it
@@ -247,8 +247,8 @@ def finish_attempt(job: TrainingJob, attempt: JobAttempt, runpod_status: str, re
         mark_cancelled(job)
         return
     elif runpod_status == "TIMED_OUT" and time_left_s(job) <= 0:
-        failure = classify_text(f"TIMED_OUT: the job reached its time limit of "
-                                f"{current_app.config['RUNPOD_EXECUTION_TIMEOUT_S'] / 3600:g} h")
+        failure = of_kind(ErrorType.TIMEOUT, f"TIMED_OUT: the job reached its time limit of "
+                                             f"{current_app.config['RUNPOD_EXECUTION_TIMEOUT_S'] / 3600:g} h")
         attempt.outcome, attempt.error = "failed", failure.to_dict()
         fail(job, failure)
     elif err and "user_error" in err and err.get("type") not in RECOVERABLE:

@@ -142,6 +142,17 @@ def classify_text(text: str, *, settings: dict | None = None, gpu_memory_gb: flo
     return internal(text)
 
 
+def of_kind(kind: ErrorType, message: str) -> Failure:
+    """A failure whose type the caller already knows (the control plane's own findings: a
+    silent worker, no capacity, the time limit), with that type's cause and fix.
+
+    >>> of_kind(ErrorType.WORKER_LOST, "no event for 900 s").fix
+    'Nothing to change: the job resumes from its last checkpoint on a new worker.'
+    """
+    cause, fix = next((c, f) for k, _, c, f in _PATTERNS if k is kind)
+    return Failure(kind.value, kind.is_user_error, message, cause, fix)
+
+
 def internal(text: str) -> Failure:
     return Failure(ErrorType.INTERNAL.value, False, _first_line(text) or "an unexpected error",
                    "A fault in the platform's own code.",

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from control.extensions import db
 from control.models import JobAttempt, MetricPoint, TrainingJob, utcnow
 from shared.errors import ErrorType
-from shared.failures import Failure, classify_text
+from shared.failures import Failure, classify_text, of_kind
 from shared.storage import join
 
 log = logging.getLogger(__name__)
@@ -257,8 +257,8 @@ def sweep(now=None) -> dict:
                                  JobAttempt.dispatched_at < now - submit_grace)).all()
     for attempt in unsubmitted:
         if claim_end(attempt):
-            recover_or_fail(attempt.job, attempt, classify_text(
-                "worker lost: the dispatch stopped before the GPU endpoint took the job"))
+            recover_or_fail(attempt.job, attempt, of_kind(
+                ErrorType.WORKER_LOST, "worker lost: the dispatch stopped before the GPU endpoint took the job"))
     # Jobs whose task is gone: waiting for a dispatch, a cancel, or active with no open attempt.
     stale = db.session.scalars(
         select(TrainingJob).where(TrainingJob.status.not_in(("pending", "completed", "failed", "cancelled")),
