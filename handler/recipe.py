@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
 import tempfile
 import time
@@ -41,7 +42,8 @@ from shared.storage import Storage, join
 
 FEW_STEPS = 10
 SEQ_BLOCK = 1_000_000   # events one run of an attempt may emit (a 24 h run at 1 step/s: 86,400)
-CONTROL_POLL_S = 5.0    # how often training looks at <prefix>/control/ (checkpoint requests, newer attempts)
+# How often training looks at <prefix>/control/ (checkpoint requests, newer attempts).
+CONTROL_POLL_S = float(os.environ.get("CONTROL_POLL_SECONDS", 5))
 TIME_LIMIT_MARGIN_S = 60.0   # stop this long (plus 3 steps) before the time limit, to checkpoint
 
 

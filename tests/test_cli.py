@@ -118,5 +118,6 @@ def test_the_worker_stops_on_sigterm_while_idle_instead_of_starting_again(app, t
     deadline = time.monotonic() + 30       # its loop has begun (signal handlers in place, first sweep run)
     while "cleaning registries" not in worker.tail() and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert "cleaning registries" in worker.tail(), worker.tail()
     assert worker.stop() == 0, worker.tail()
     assert "starting a new one" not in worker.tail()

@@ -190,7 +190,7 @@ def test_an_attempt_settled_twice_recovers_once(job, app):
 @pytest.fixture
 def refusing_endpoint():
     """``refusing_endpoint(status)``: the URL of an endpoint that answers every request with
-    ``status`` (the SDK retries none of 401, 503)."""
+    ``status`` (the local endpoint sends a 503 only while it stops)."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -304,16 +304,21 @@ def test_a_refused_dispatch_spends_no_recovery_and_is_tried_again_until_the_prov
     assert job.error_user is False
 
 
-def test_a_dispatch_refused_for_its_api_key_fails_at_once_and_says_which_setting(job, app, refusing_endpoint):
-    """RunPod answers 401 to a wrong key; the SDK raises its own RuntimeError for it."""
+def test_a_dispatch_refused_for_its_api_key_fails_at_once_and_says_which_setting(job, app):
+    """An endpoint with another key answers 401, as RunPod does; the SDK raises its own
+    RuntimeError for it."""
+    from control.local_endpoint import LocalEndpoint
     from control.models import utcnow
     from control.tasks import dispatch
-    app.config.update(RUNPOD_ENDPOINT_BASE_URL=refusing_endpoint(401), PROVISIONING_TIMEOUT_SECONDS=3600)
     job.current_attempt.ended_at, job.current_attempt.outcome = utcnow(), "lost"
     job.status = "recovering"
     db.session.commit()
     job_id = job.id
-    dispatch(job_id)
+    with LocalEndpoint(workers=0, api_key="the-right-key") as ep:
+        app.config.update(RUNPOD_ENDPOINT_BASE_URL=ep.base_url, RUNPOD_ENDPOINT_ID=ep.endpoint_id,
+                          RUNPOD_API_KEY="a-wrong-key", PROVISIONING_TIMEOUT_SECONDS=3600)
+        dispatch(job_id)
+        assert ep.health()["jobs"]["inQueue"] == 0
     job = db.session.get(TrainingJob, job_id)
     assert (job.status, job.error_type, job.checkpoint_recovery_count) == ("failed", "gpu_provisioning", 0)
     assert "RUNPOD_API_KEY" in job.error_fix and _scheduled_dispatches() == []

@@ -87,7 +87,7 @@ def test_an_engineer_trains_watches_downloads_and_cancels_in_the_browser(
         "name": "sample.json", "mimeType": "application/json", "buffer": small_sample}])
     page.click("form.upload button[type=submit]")
     page.wait_for_selector("#file-stats")
-    assert "8" in page.inner_text("#file-stats")                   # conversations
+    assert page.locator("#file-stats .stat:has-text('Conversations') strong").inner_text() == "8"
 
     # A job on the tiny model: the estimate follows the form, then review and start.
     page.click("text=New job with this file")

@@ -31,8 +31,9 @@ FAST = {
     "STALL_STAGE_SECONDS": 120,
 }
 # The handler's storage patience: an outage longer than this fails the attempt (and the
-# control plane recovers the job).
-WORKER_ENV = {"STORAGE_RETRY_SECONDS": "2"}
+# control plane recovers the job); and it looks for checkpoint requests every half second,
+# not every 5 s, so a request lands well inside a 40-step run.
+WORKER_ENV = {"STORAGE_RETRY_SECONDS": "2", "CONTROL_POLL_SECONDS": "0.5"}
 
 
 class RedisServer:

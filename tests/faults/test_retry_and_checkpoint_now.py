@@ -15,6 +15,13 @@ pytestmark = pytest.mark.slow
 SETTINGS = {"batch_size": 2, "gradient_accumulation_steps": 1, "max_seq_length": 512}
 
 
+def _wait_step(http, job_id, step, timeout_s=120):
+    deadline = time.monotonic() + timeout_s
+    while (http.get(f"/training/jobs/{job_id}").json()["current_step"] or 0) < step:
+        assert time.monotonic() < deadline, f"{job_id} did not reach step {step}"
+        time.sleep(0.1)
+
+
 def _wait_status(http, job_id, statuses, timeout_s=240):
     deadline = time.monotonic() + timeout_s
     while True:
@@ -45,6 +52,7 @@ def test_checkpoint_now_retry_with_the_fix_and_continue_from_a_checkpoint(
     # Checkpoint now: asked while it trains, taken at a step between the interval ones.
     assert http.post(f"/training/jobs/{first}/checkpoint").status_code == 409     # not training yet
     _wait_status(http, first, ("training",))
+    _wait_step(http, first, 3)             # well past the start, well before the interval checkpoint at 25
     r = http.post(f"/training/jobs/{first}/checkpoint")
     assert r.status_code == 202 and r.json()["checkpoint_requested_at"]
     _wait_status(http, first, ("completed",))
