@@ -200,6 +200,9 @@ def test_cancel_and_delete_of_a_pending_job(client, auth, file_id):
     assert r.status_code == 202 and r.get_json()["status"] == "cancelled"
     r = client.post(f"/api/training/jobs/{job['id']}/start", headers=auth)
     assert r.status_code == 409 and "cancelled" in r.get_json()["error"]["message"]
+    assert r.get_json()["error"]["code"] == "invalid_state"
+    r = client.get(f"/api/training/jobs/{job['id']}/download/adapters", headers=auth)
+    assert r.status_code == 409 and r.get_json()["error"]["code"] == "not_ready"   # nothing trained
     assert client.delete(f"/api/training/jobs/{job['id']}", headers=auth).status_code == 204
     assert client.get(f"/api/training/jobs/{job['id']}", headers=auth).status_code == 404
 

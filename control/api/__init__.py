@@ -17,7 +17,7 @@ def _not_found(exc: NotFound):
 
 @bp.errorhandler(JobStateError)
 def _conflict(exc: JobStateError):
-    return errors.error_response(409, "invalid_state", exc.message)
+    return errors.error_response(409, exc.code, exc.message)
 
 
 @bp.errorhandler(DatasetError)

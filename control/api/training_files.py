@@ -7,9 +7,9 @@ from sqlalchemy import select
 from control.api import bp
 from control.api.errors import ApiError
 from control.extensions import db
-from control.models import TrainingFile, TrainingJob
+from control.models import TrainingJob
 from control.services import training_files
-from control.services.jobs import visible_file
+from control.services.jobs import visible_file, visible_files
 from control.services.storage import get_storage
 
 FORMATS = ("brightrun-lora-v4", "chat-jsonl")
@@ -34,10 +34,7 @@ def upload_training_file():
 
 @bp.get("/training-files")
 def list_training_files():
-    stmt = select(TrainingFile).order_by(TrainingFile.created_at.desc())
-    if not g.user.is_admin:
-        stmt = stmt.where(TrainingFile.created_by == g.user.id)
-    return jsonify(data=[f.to_dict() for f in db.session.scalars(stmt.limit(500))])
+    return jsonify(data=[f.to_dict() for f in visible_files(g.user)])
 
 
 @bp.get("/training-files/<file_id>")

@@ -6,7 +6,7 @@ from datetime import datetime
 from flask import current_app
 
 from control.console import bp
-from control.models import ACTIVE_STATUSES, FINAL_STATUSES
+from control.models import ACTIVE_STATUSES
 
 STATUS_TONE = {"completed": "ok", "failed": "bad", "cancelled": "muted", "cancel_requested": "warn",
                "recovering": "warn", "stalled": "warn", "pending": "muted", "queued": "info", "provisioning": "info"}
@@ -84,5 +84,5 @@ def status_label(status: str) -> str:
 
 @bp.app_context_processor
 def console_globals() -> dict:
-    return {"ACTIVE_STATUSES": ACTIVE_STATUSES, "FINAL_STATUSES": FINAL_STATUSES,
+    return {"ACTIVE_STATUSES": ACTIVE_STATUSES,
             "POLL_SECONDS": current_app.config.get("CONSOLE_POLL_SECONDS", 2)}

@@ -91,8 +91,9 @@ def job_live(job_id):
     points, _, _ = metric_points(job.id, since_step, CHART_POINTS)
     flt = event_filter(request.args)
     rows = events(job.id, after_id=after_id, types=flt["types"], text=flt["text"], limit=SHOWN_EVENTS)
-    return jsonify(job=progress(job), points=points, events=[event_row(e) for e in rows],
-                   after_id=max(after_id, last_event_id(job)))
+    # A full batch: the next poll continues after it (more are waiting); else after them all.
+    next_after = rows[-1].id if len(rows) == SHOWN_EVENTS else max(after_id, last_event_id(job))
+    return jsonify(job=progress(job), points=points, events=[event_row(e) for e in rows], after_id=next_after)
 
 
 def _json_download(body: dict, filename: str) -> Response:

@@ -10,7 +10,6 @@ from sqlalchemy import select
 from control.api.schemas import JobListQuery
 from control.console import bp, job_form
 from control.console.filters import minutes, money, status_label, tone
-from control.console.training_files import visible_files
 from control.extensions import db
 from control.models import STATUSES, TrainingJob, User
 from control.services import jobs as job_service
@@ -60,14 +59,6 @@ def list_query(args, user: User) -> tuple[JobListQuery, dict, dict]:
     return query, shown, errors
 
 
-def creators(ids) -> dict[str, str]:
-    """User id -> email for the given ids, in one query."""
-    ids = set(ids)
-    if not ids:
-        return {}
-    return dict(db.session.execute(select(User.id, User.email).where(User.id.in_(ids))).all())
-
-
 @bp.get("/jobs")
 def job_list():
     query, shown, errors = list_query(request.args, g.user)
@@ -77,7 +68,8 @@ def job_list():
     pages = max(1, -(-total // PER_PAGE))
     return render_template("console/jobs/list.html", jobs=rows, total=total, page=query.page,
                            pages=pages, shown=shown, errors=errors, statuses=STATUSES, users=users,
-                           sorts=list(job_service.SORTS), emails=creators(j.created_by for j in rows))
+                           sorts=list(job_service.SORTS),
+                           emails=dict(users) if g.user.is_admin else {g.user.id: g.user.email})
 
 
 def live_row(job: TrainingJob) -> dict:
@@ -94,9 +86,11 @@ def live_row(job: TrainingJob) -> dict:
 def jobs_live():
     """The listed jobs' changing fields, for the list's rows to update without a reload."""
     ids = [i for i in request.args.get("ids", "").split(",") if i][:200]
-    rows = db.session.scalars(select(TrainingJob).where(TrainingJob.id.in_(ids))).all() if ids else []
-    visible = [j for j in rows if j.created_by == g.user.id or g.user.is_admin]
-    return jsonify(jobs=[live_row(j) for j in visible])
+    stmt = select(TrainingJob).where(TrainingJob.id.in_(ids))
+    if not g.user.is_admin:
+        stmt = stmt.where(TrainingJob.created_by == g.user.id)
+    rows = db.session.scalars(stmt).all() if ids else []
+    return jsonify(jobs=[live_row(j) for j in rows])
 
 
 # ------------------------------------------------------------------------ new job
@@ -144,7 +138,7 @@ def retry_changes(values: dict, hyperparameters: dict) -> tuple[TrainingJob | No
 
 
 def _form_page(values: dict, errors: dict | None = None, status: int = 200):
-    files = visible_files(g.user)
+    files = job_service.visible_files(g.user)
     source = job_service.visible_job(g.user, values["retry_of"]) if values.get("retry_of") else None
     est = estimates(values) if values.get("training_file_id") else {"errors": {}}
     return render_template("console/jobs/new.html", values=values, errors=errors or {},

@@ -8,7 +8,7 @@ from control.console import bp
 from control.extensions import db
 from control.models import TrainingFile, TrainingJob
 from control.services import training_files
-from control.services.jobs import visible_file
+from control.services.jobs import visible_file, visible_files
 from control.services.storage import get_storage
 from shared.dataset import parse_bytes, to_sequences
 from shared.errors import DatasetError
@@ -16,13 +16,6 @@ from shared.errors import DatasetError
 PREVIEW_CONVERSATIONS = 3
 PREVIEW_MAX_BYTES = 10 * 1024 * 1024
 SHOWN_PROBLEMS = 200
-
-
-def visible_files(user) -> list[TrainingFile]:
-    stmt = select(TrainingFile).order_by(TrainingFile.created_at.desc())
-    if not user.is_admin:
-        stmt = stmt.where(TrainingFile.created_by == user.id)
-    return list(db.session.scalars(stmt.limit(500)))
 
 
 @bp.get("/files")

@@ -63,7 +63,7 @@ def completed_artifact(job: TrainingJob) -> ModelArtifact:
     """The job's artifacts row, once it has completed with an adapter; else ``JobStateError``."""
     row = db.session.scalar(select(ModelArtifact).where(ModelArtifact.training_job_id == job.id))
     if job.status != "completed" or row is None or not row.adapter_path:
-        raise JobStateError(job, "download from", "downloads exist once it has completed")
+        raise JobStateError(job, "download from", "downloads exist once it has completed", code="not_ready")
     return row
 
 

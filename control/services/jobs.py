@@ -18,9 +18,9 @@ from shared.job_input import (CheckpointSettings, DatasetRef, Hyperparameters, J
 class JobStateError(Exception):
     """A request that the job's current state does not allow (HTTP 409)."""
 
-    def __init__(self, job: TrainingJob, action: str, expected: str):
+    def __init__(self, job: TrainingJob, action: str, expected: str, code: str = "invalid_state"):
         super().__init__(f"cannot {action} job {job.id}: it is {job.status}; {expected}")
-        self.message = str(self)
+        self.message, self.code = str(self), code      # code: the API's error code
 
 
 class NotFound(LookupError):
@@ -42,6 +42,14 @@ def visible_file(user: User, file_id: str) -> TrainingFile:
     if row is None or (row.created_by != user.id and not user.is_admin):
         raise NotFound("training file", file_id)
     return row
+
+
+def visible_files(user: User, limit: int = 500) -> list[TrainingFile]:
+    """The training files the user may see (an admin: all), newest first."""
+    stmt = select(TrainingFile).order_by(TrainingFile.created_at.desc())
+    if not user.is_admin:
+        stmt = stmt.where(TrainingFile.created_by == user.id)
+    return list(db.session.scalars(stmt.limit(limit)))
 
 
 def resolve_settings(preset: str, overrides: dict, base_model: str | None, method: str | None,
