@@ -176,6 +176,8 @@ def _watch_for_trouble(job: TrainingJob, attempt: JobAttempt, status: str) -> st
     if status != "IN_PROGRESS" or job.status == "cancel_requested":
         return None
     silent = (now - (attempt.last_event_at or attempt.started_at or attempt.dispatched_at)).total_seconds()
+    if silent <= min(cfg["STALL_MIN_SECONDS"], cfg["STALL_STAGE_SECONDS"]):
+        return None                      # under any limit: no need to read the step time
     limit = stall_limit_s(job, attempt, cfg)
     if silent <= limit:
         return None

@@ -27,9 +27,6 @@ from shared.storage import join
 
 log = logging.getLogger(__name__)
 
-# Stages with no step to scale by: loading a 70B model or scoring a held-out split can take long.
-STAGES_WITHOUT_STEPS = ("provisioning", "preprocessing", "model_loading", "evaluating", "finalizing")
-
 
 def attempt_marker_key(job: TrainingJob) -> str:
     """Where the handler reads which attempt is current: an older one stops (never two writers)."""
@@ -227,7 +224,7 @@ def lost_failure(job: TrainingJob, runpod_status: str, reason: str | None) -> Fa
     failure = classify_text(text, settings=(job.configuration or {}).get("hyperparameters"),
                             gpu_memory_gb=gpu.memory_gb if gpu and gpu.memory_gb else None)
     if failure.type == ErrorType.INTERNAL.value:
-        failure = classify_text(f"worker lost: {text}")
+        failure = of_kind(ErrorType.WORKER_LOST, f"worker lost: {failure.message}")
     return failure
 
 
@@ -241,7 +238,7 @@ def sweep(now=None) -> dict:
     now = now or utcnow()
     quiet = timedelta(seconds=sweep_quiet_s(cfg))
     orphans = db.session.scalars(
-        select(JobAttempt).join(TrainingJob)
+        select(JobAttempt)
         .where(JobAttempt.ended_at.is_(None), JobAttempt.runpod_job_id.is_not(None),
                db.or_(JobAttempt.monitored_at.is_(None), JobAttempt.monitored_at < now - quiet),
                JobAttempt.dispatched_at < now - quiet)).all()
@@ -262,11 +259,10 @@ def sweep(now=None) -> dict:
     # Jobs whose task is gone: waiting for a dispatch, a cancel, or active with no open attempt.
     stale = db.session.scalars(
         select(TrainingJob).where(TrainingJob.status.not_in(("pending", "completed", "failed", "cancelled")),
-                                  TrainingJob.updated_at < now - quiet)).all()
+                                  TrainingJob.updated_at < now - quiet,
+                                  ~TrainingJob.attempts.any(JobAttempt.ended_at.is_(None)))).all()
     redispatched = cancels = 0
     for job in stale:
-        if any(a.ended_at is None for a in job.attempts):
-            continue
         if job.status in ("queued", "recovering"):
             queue.enqueue(tasks.dispatch, job.id)
             redispatched += 1

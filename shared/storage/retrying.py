@@ -18,7 +18,7 @@ def is_missing(exc: StorageError) -> bool:
 
 
 PERMANENT = ("invalid ", "no Supabase", "STORAGE_BACKEND", " 400", " 401", " 403", " 404", " 413",
-             "does not match its manifest", "No such file or directory: ")
+             "No such file or directory: ")
 
 
 def is_transient(exc: StorageError) -> bool:
