@@ -21,7 +21,7 @@ from sqlalchemy import update
 from control.extensions import db
 from control.models import JobAttempt, TrainingJob, utcnow
 from shared.errors import ErrorType
-from shared.failures import RECOVERABLE, of_kind
+from shared.failures import of_kind
 
 log = logging.getLogger(__name__)
 MAX_ENDPOINT_FAILURES = 20
@@ -71,7 +71,7 @@ def dispatch(job_id: str) -> str | None:
         left = time_left_s(job)
         if left <= 0:
             raise TimeoutError("TIMED_OUT: no time is left of the job's time limit")
-        runpod_id = gpu_endpoint.submit(jobs.job_input(job, number, left), left)
+        runpod_id = gpu_endpoint.submit(jobs.job_input(job, number, left))
     except Exception as exc:  # noqa: BLE001 - the endpoint or storage refused: say which
         failure = endpoint_failure(exc)
         if not claim_end(attempt):
@@ -253,20 +253,15 @@ def finish_attempt(job: TrainingJob, attempt: JobAttempt, runpod_status: str, re
                                              f"{current_app.config['RUNPOD_EXECUTION_TIMEOUT_S'] / 3600:g} h")
         attempt.outcome, attempt.error = "failed", failure.to_dict()
         fail(job, failure)
-    elif err and "user_error" in err and err.get("type") not in RECOVERABLE:
-        failure = failure_of(ErrorInfo.model_validate(err))
-        attempt.outcome, attempt.error = "failed", failure.to_dict()
-        fail(job, failure)
     else:
-        if err and "user_error" in err:
-            failure = failure_of(ErrorInfo.model_validate(err))
-        else:
-            failure = lost_failure(job, runpod_status, (err or {}).get("message"))
+        # The handler's classified error if it sent one; else what RunPod's status says.
+        failure = (failure_of(ErrorInfo.model_validate(err)) if err and "user_error" in err
+                   else lost_failure(job, runpod_status, (err or {}).get("message")))
         if failure.recoverable:
             outcome = "interrupted" if attempt.outcome == "interrupted" else "lost"
             recover_or_fail(job, attempt, failure, outcome=outcome)
             return
-        attempt.outcome, attempt.error = "failed", failure.to_dict()   # e.g. out of memory, by text alone
+        attempt.outcome, attempt.error = "failed", failure.to_dict()
         fail(job, failure)
     settle_cost(job)
     db.session.commit()

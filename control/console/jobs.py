@@ -205,8 +205,6 @@ def create_job():
     except ConfigError as exc:
         return _form_page(values, job_form.problems_by_field(exc), 400)
     if source is not None:
-        job.retried_from_id = source.id
-        source.retry_count = (source.retry_count or 0) + 1
-        db.session.commit()
+        job_service.record_retry(source, job)
     flash(f"Job {job.id} {'started' if start else 'saved; start it when you are ready'}.", "ok")
     return redirect(url_for("console.job_detail", job_id=job.id))

@@ -51,11 +51,12 @@ def _call(fn, what: str):
 TIMEOUT_GRACE_S = 600
 
 
-def submit(job_input: JobInput, time_left_s: float | None = None) -> str:
-    """``/run`` with an explicit execution timeout and TTL: the job's time left (24 h hard
-    limit over all attempts) plus a grace for the handler's own checkpoint-and-stop."""
-    cfg = current_app.config
-    seconds = cfg["RUNPOD_EXECUTION_TIMEOUT_S"] if time_left_s is None else max(60.0, time_left_s)
+def submit(job_input: JobInput) -> str:
+    """``/run`` with an explicit execution timeout and TTL: the job's time left (the input's
+    ``time_limit_seconds``; 24 h hard limit over all attempts) plus a grace for the
+    handler's own checkpoint-and-stop."""
+    left = job_input.time_limit_seconds
+    seconds = current_app.config["RUNPOD_EXECUTION_TIMEOUT_S"] if left is None else max(60.0, left)
     ms = int((seconds + TIMEOUT_GRACE_S) * 1000)
     body = {"input": job_input.model_dump(mode="json"),
             "policy": {"executionTimeout": ms, "ttl": ms + 3600 * 1000}}

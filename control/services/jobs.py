@@ -323,9 +323,15 @@ def retry(user: User, job: TrainingJob, req) -> tuple[TrainingJob, list[dict]]:
         raise JobStateError(job, "retry", "only a finished job (completed, failed or cancelled) can be retried")
     body, changes = retry_request(job, req)
     new = create(user, CreateJob.model_validate(body))
-    job.retry_count = (job.retry_count or 0) + 1
-    db.session.commit()
+    record_retry(job, new)
     return new, changes
+
+
+def record_retry(source: TrainingJob, new: TrainingJob) -> None:
+    """``new`` repeats ``source``: linked to it, and counted on it. Commits."""
+    new.retried_from_id = source.id
+    source.retry_count = (source.retry_count or 0) + 1
+    db.session.commit()
 
 
 def request_checkpoint(job: TrainingJob) -> TrainingJob:

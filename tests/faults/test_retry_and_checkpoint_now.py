@@ -95,7 +95,7 @@ def test_checkpoint_now_retry_with_the_fix_and_continue_from_a_checkpoint(
     retried = r.json()
     assert [(c["field"], c["from"], c["to"]) for c in retried["changes"]] == [
         ("batch_size", 4, 2), ("gradient_accumulation_steps", 2, 4)]
-    assert retried["configuration"]["hyperparameters"]["batch_size"] == 2
+    assert retried["configuration"]["hyperparameters"]["batch_size"] == 2 and retried["retried_from_id"] == oom
     assert _wait_status(http, retried["id"], ("completed",))["status"] == "completed"
     assert http.get(f"/training/jobs/{oom}").json()["retry_count"] == 1
     assert http.post(f"/training/jobs/{retried['id']}/retry", json={}).status_code == 201   # run again
