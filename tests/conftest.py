@@ -179,6 +179,21 @@ def make_user(app):
 
 
 @pytest.fixture
+def make_person(app):
+    """``make_person(email, role, password)`` -> a user who signs in to the console."""
+    from control.extensions import db
+    from control.models import User
+
+    def make(email="ana@example.com", role="engineer", password="correct-horse-battery"):
+        user = User(email=email, role=role)
+        user.set_password(password)
+        db.session.add(user)
+        db.session.commit()
+        return user
+    return make
+
+
+@pytest.fixture
 def auth(make_user):
     return make_user()[1]
 

@@ -55,6 +55,13 @@ def _tail(path: Path, lines: int = 80) -> str:
         return f"(no log: {exc})"
 
 
+@pytest.fixture
+def live_app(app):
+    """The app the live parts serve: the repo's ``app`` fixture, as the importing directory's
+    conftest narrows it (Postgres only, its Redis, its settings)."""
+    return app
+
+
 # ------------------------------------------------------------------ the local endpoint
 @pytest.fixture
 def live_endpoint(live_app, tmp_path, request):

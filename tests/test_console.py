@@ -14,23 +14,12 @@ from control.extensions import db
 from control.console import job_form
 from control.models import TrainingJob, User
 
-PASSWORD = "correct-horse-battery"
+PASSWORD = "correct-horse-battery"       # make_person's default
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
 def _token(html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
-@pytest.fixture
-def make_person(app):
-    def make(email="ana@example.com", role="engineer", password=PASSWORD):
-        user = User(email=email, role=role)
-        user.set_password(password)
-        db.session.add(user)
-        db.session.commit()
-        return user
-    return make
 
 
 class Console:

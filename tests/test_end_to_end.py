@@ -9,22 +9,9 @@ import pytest
 
 from control.extensions import db
 from control.models import TrainingEvent
+from tests.live_system import live_app, live_endpoint  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def endpoint(app, tmp_path):
-    from control.local_endpoint import LocalEndpoint
-
-    ep = LocalEndpoint(workers=1, worker_env={
-        "STORAGE_BACKEND": "local", "STORAGE_LOCAL_ROOT": app.config["STORAGE_ENV"]["STORAGE_LOCAL_ROOT"]},
-        log_dir=str(tmp_path / "worker-logs"))
-    ep.start()
-    app.config.update(RUNPOD_ENDPOINT_BASE_URL=ep.base_url, RUNPOD_ENDPOINT_ID=ep.endpoint_id,
-                      RUNPOD_API_KEY="local")
-    yield ep
-    ep.stop()
 
 
 def _work(app, max_jobs=None):
@@ -36,7 +23,7 @@ def _work(app, max_jobs=None):
 
 @pytest.mark.parametrize("app", ["postgres"], indirect=True)
 def test_a_job_runs_from_upload_to_a_loadable_adapter(app, client, auth, upload, small_sample,
-                                                      endpoint, tiny_model_dir, tmp_path):
+                                                      live_endpoint, tiny_model_dir, tmp_path):
     file_id = upload(small_sample, "sample.json").get_json()["id"]
     r = client.post("/api/training/jobs", headers=auth, json={
         "training_file_id": file_id, "preset": "balanced", "base_model": tiny_model_dir,

@@ -53,7 +53,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.live_system import (_failed, live_endpoint, live_server, live_system,  # noqa: F401
+from tests.live_system import (_failed, live_app, live_endpoint, live_server, live_system,  # noqa: F401
                                pytest_runtest_makereport, rq_worker)
 
 CHROMIUM = os.environ.get("BROWSER_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -71,11 +71,6 @@ def app(app):
     from control.extensions import db
     assert db.engine.dialect.name == "postgresql", db.engine.url
     app.config["MONITOR_INTERVAL_SECONDS"] = MONITOR_INTERVAL_S
-    return app
-
-
-@pytest.fixture
-def live_app(app):
     return app
 
 

@@ -12,7 +12,7 @@ import zipfile
 import pytest
 
 from control.extensions import db
-from control.models import JobAttempt, TrainingJob, User
+from control.models import JobAttempt, TrainingJob
 
 pytestmark = pytest.mark.slow
 
@@ -24,12 +24,8 @@ XSS_NAME = 'run <img src=x onerror="window.__xss=1">'
 
 
 @pytest.fixture
-def engineer(live_app):
-    user = User(email="ana@example.com", role="engineer")
-    user.set_password(PASSWORD)
-    db.session.add(user)
-    db.session.commit()
-    return user
+def engineer(live_app, make_person):
+    return make_person(password=PASSWORD)
 
 
 def _fill_job_form(page, tiny_model_dir, name, settings):

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from tests.live_system import (live_endpoint, live_server, live_system,  # noqa: F401
+from tests.live_system import (live_app, live_endpoint, live_server, live_system,  # noqa: F401
                                pytest_runtest_makereport, rq_worker)
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -87,11 +87,6 @@ def app(redis_server, app):          # redis_server first: it must outlive the a
     # Two endpoint workers: a lost attempt's successor starts on the idle one, as on an endpoint
     # with more than one worker (and the killed one's replacement starts meanwhile).
     app.config.update(FAST, REDIS_URL=redis_server.url, TEST_WORKER_ENV=WORKER_ENV, TEST_ENDPOINT_WORKERS=2)
-    return app
-
-
-@pytest.fixture
-def live_app(app):
     return app
 
 
