@@ -87,7 +87,7 @@ def _events(job, attempt: int, steps: int, total: int, *, start_seq=0, end: str 
 
 def seed(app) -> dict:
     """A user, the sample dataset, and jobs in each state the pages show."""
-    from control.api.schemas import CreateJob
+    from control.schemas import CreateJob
     from control.extensions import db
     from control.models import JobAttempt, User, utcnow
     from control.services import ingest, jobs, training_files

@@ -4,7 +4,8 @@ from __future__ import annotations
 from flask import g, jsonify
 
 from control.api import bp
-from control.api.schemas import CostQuery, query_args
+from control.api.requests import query_args
+from control.schemas import CostQuery
 from control.services import jobs
 
 OVERRIDES = ("num_epochs", "batch_size", "gradient_accumulation_steps", "lora_r", "max_steps")

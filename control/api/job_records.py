@@ -5,7 +5,8 @@ from flask import g, jsonify
 from sqlalchemy import select
 
 from control.api import bp
-from control.api.schemas import EventsQuery, MetricsQuery, query_args
+from control.api.requests import query_args
+from control.schemas import EventsQuery, MetricsQuery
 from control.extensions import db
 from control.models import ModelArtifact
 from control.services.job_records import events, metric_points

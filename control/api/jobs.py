@@ -4,7 +4,8 @@ from __future__ import annotations
 from flask import g, jsonify
 
 from control.api import bp
-from control.api.schemas import CreateJob, JobListQuery, RetryJob, json_body, query_args
+from control.api.requests import json_body, query_args
+from control.schemas import CreateJob, JobListQuery, RetryJob
 from control.services import jobs
 
 

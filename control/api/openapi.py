@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import jsonify
 
 from control.api import bp
-from control.api.schemas import CostQuery, CreateJob, EventsQuery, JobListQuery, MetricsQuery, RetryJob
+from control.schemas import CostQuery, CreateJob, EventsQuery, JobListQuery, MetricsQuery, RetryJob
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 JOB = "/training/jobs/{job_id}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from control.api.schemas import CreateJob
+from control.schemas import CreateJob
 from shared.errors import ProblemsError
 
 # Single hyperparameters the advanced section may override, with the input's step.

@@ -7,7 +7,7 @@ from flask import current_app, flash, g, jsonify, redirect, render_template, req
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from control.api.schemas import JobListQuery
+from control.schemas import JobListQuery
 from control.console import bp, job_form
 from control.console.filters import minutes, money, status_label, tone
 from control.extensions import db

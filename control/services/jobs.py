@@ -318,7 +318,7 @@ def retry_request(job: TrainingJob, req) -> tuple[dict, list[dict]]:
 
 def retry(user: User, job: TrainingJob, req) -> tuple[TrainingJob, list[dict]]:
     """A new job from a finished one, with the changes listed (``batch_size: 4 → 2``)."""
-    from control.api.schemas import CreateJob
+    from control.schemas import CreateJob
     if not job.is_final:
         raise JobStateError(job, "retry", "only a finished job (completed, failed or cancelled) can be retried")
     body, changes = retry_request(job, req)

@@ -1,13 +1,13 @@
-"""One schema per request body or query, strict: wrong types and unknown fields are refused."""
+"""The request schemas, one per request body or query, strict: wrong types and unknown fields
+are refused. The JSON API and the console validate with these same schemas, so both accept
+exactly the same requests; the HTTP side of reading a request is ``control/api/requests.py``."""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
 
-from flask import current_app, request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from control.api.errors import ApiError, from_validation
 from shared.presets import DEFAULT_PRESET
 
 
@@ -116,33 +116,3 @@ class CostQuery(_Strict):
     gradient_accumulation_steps: Annotated[int, Field(ge=1, le=1024)] | None = None
     lora_r: Annotated[int, Field(ge=1, le=1024)] | None = None
     max_steps: Annotated[int, Field(ge=1)] | None = None
-
-
-def json_body(schema: type[BaseModel]):
-    """The request's JSON body validated by ``schema``; a clear 4xx otherwise."""
-    if request.content_length and request.content_length > current_app.config["MAX_JSON_BYTES"]:
-        raise ApiError(413, "payload_too_large",
-                       f"JSON body too large: the limit is {current_app.config['MAX_JSON_BYTES']} bytes")
-    if not request.is_json:
-        raise ApiError(415, "unsupported_media_type", "send the body as JSON with "
-                       "'Content-Type: application/json'")
-    raw = request.get_data(cache=False)
-    if len(raw) > current_app.config["MAX_JSON_BYTES"]:
-        raise ApiError(413, "payload_too_large", "JSON body too large")
-    try:
-        return schema.model_validate_json(raw or b"null")
-    except ValidationError as exc:
-        if any(e.get("type") == "json_invalid" for e in exc.errors()):
-            err = next(e for e in exc.errors() if e.get("type") == "json_invalid")
-            raise ApiError(400, "malformed_json", f"request body is not valid JSON: {err.get('msg')}") from None
-        if any(e.get("type") == "model_type" and not e.get("loc") for e in exc.errors()):
-            raise ApiError(400, "invalid_request", "request body must be a JSON object") from None
-        raise from_validation(exc) from None
-
-
-def query_args(schema: type[BaseModel]):
-    args = {k: v for k, v in request.args.items()}
-    try:
-        return schema.model_validate(args, strict=False)
-    except ValidationError as exc:
-        raise from_validation(exc) from None
