@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 TORCH  ?= torch==2.13.0
 DEMO   ?= runs/demo
 
-.PHONY: setup demo test bench screenshots clean
+.PHONY: setup browser demo test bench screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,7 +25,15 @@ demo: setup
 	$(VENV)/bin/pipeline train examples/sample_dataset.json --out $(DEMO) \
 		--preset aggressive --batch-size 2 --grad-accum 2
 
-test: setup
+# The browser tests (tests/browser) drive Debian's Chromium through Playwright; Playwright's
+# own browser download is never used. Installed when missing (apt-get: run as root).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq chromium; \
+	fi
+
+test: setup browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup

@@ -160,7 +160,7 @@ def seed(app, args) -> dict:
     """Users, a training file, jobs and attempts (ORM: a few thousand rows), then the metric
     points and events with COPY on a raw psycopg connection."""
     from control.extensions import db
-    from control.models import JobAttempt, TrainingFile, TrainingJob, User
+    from control.models import JobAttempt, JobStatus, TrainingFile, TrainingJob, User
     from control.models.types import new_id
     from shared.events import parse_event
 
@@ -190,16 +190,16 @@ def seed(app, args) -> dict:
             preset = rng.choice(("conservative", "balanced", "balanced", "aggressive"))
             created = now - timedelta(days=120 * (args.jobs - i) / args.jobs, seconds=rng.randint(0, 3600))
             job_id = new_id("tj")
-            started = created + timedelta(minutes=rng.randint(1, 30)) if status not in ("pending", "queued") else None
-            final = status in ("completed", "failed", "cancelled")
-            step = args.points if status in ("completed", "evaluating", "finalizing") else rng.randint(1, args.points)
+            started = created + timedelta(minutes=rng.randint(1, 30)) if status not in (JobStatus.PENDING, JobStatus.QUEUED) else None
+            final = status in JobStatus.FINAL
+            step = args.points if status in (JobStatus.COMPLETED, JobStatus.EVALUATING, JobStatus.FINALIZING) else rng.randint(1, args.points)
             job = TrainingJob(
                 id=job_id, training_file_id=tf.id, name=f"support bot {i:04d} · {preset}",
                 description="load-check job", notes=None, tags=rng.sample(["prod", "exp", "v2", "ei"], 2),
                 configuration=configs[preset], preset=preset,
                 base_model="meta-llama/Meta-Llama-3-70B-Instruct", method="qlora", status=status,
-                current_stage=None if status in ("pending", "queued") else "training",
-                progress_percentage=100.0 if status == "completed" else round(10 + 80 * step / args.points, 2),
+                current_stage=None if status in (JobStatus.PENDING, JobStatus.QUEUED) else JobStatus.TRAINING,
+                progress_percentage=100.0 if status == JobStatus.COMPLETED else round(10 + 80 * step / args.points, 2),
                 started_at=started,
                 completed_at=started + timedelta(minutes=rng.randint(30, 300)) if final and started else None,
                 cost_estimate=configs[preset]["estimate"].get("cost_usd"), actual_cost=round(rng.uniform(0, 9), 4),
@@ -208,9 +208,9 @@ def seed(app, args) -> dict:
                 gpu_type="H100_PCIE", gpu_pricing_tier="spot",
                 current_epoch=round(3 * step / args.points, 3), current_step=step, total_steps=args.points,
                 latest_loss=round(0.4 + rng.random(), 4), latest_learning_rate=2e-4,
-                error_message="CUDA out of memory" if status == "failed" else None,
-                error_type="out_of_memory" if status == "failed" else None,
-                retry_count=0, checkpoint_recovery_count=1 if status == "recovering" else 0,
+                error_message="CUDA out of memory" if status == JobStatus.FAILED else None,
+                error_type="out_of_memory" if status == JobStatus.FAILED else None,
+                retry_count=0, checkpoint_recovery_count=1 if status == JobStatus.RECOVERING else 0,
                 last_checkpoint_step=(step // 100) * 100, storage_prefix=f"jobs/{job_id}",
                 last_event_at=started, created_by=owner.id,
                 created_at=created, updated_at=created)

@@ -56,7 +56,8 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from handler import models  # noqa: E402
+from handler import base_models  # noqa: E402
+from handler.settings import HandlerSettings  # noqa: E402
 from shared.dataset import load_dataset, split_conversations  # noqa: E402
 from shared.presets import PRESETS, TARGET_MODULES  # noqa: E402
 
@@ -83,7 +84,8 @@ def quiet() -> None:
 
 
 # -------------------------------------------------------------------- ours
-def run_ours(model: str, dataset_path: Path, fmt: str, batch_size: int, steps: int) -> dict:
+def run_ours(model: str, dataset_path: Path, fmt: str, batch_size: int, steps: int,
+             settings: HandlerSettings) -> dict:
     from handler.recipe import Recipe
     from shared.job_input import Hyperparameters, JobInput
     from shared.storage import LocalStorage
@@ -105,7 +107,7 @@ def run_ours(model: str, dataset_path: Path, fmt: str, batch_size: int, steps: i
             "checkpoint": {"every_steps": 1_000_000, "prefix": "jobs/throughput-bench"},
             "validation": {"fraction": VALIDATION_FRACTION, "seed": SEED},
             "data": {"fold": True}, "seed": SEED})
-        recipe = Recipe(job, storage)
+        recipe = Recipe(job, storage, settings=settings)
         summary = None
         t0 = time.monotonic()
         for event in recipe.run():
@@ -323,7 +325,7 @@ def print_report(info: dict, ours: dict, ref: dict, ratios: dict) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=models.EMBEDDED,
+    parser.add_argument("--model", default=base_models.EMBEDDED,
                         help="'embedded' (SmolLM2-135M-Instruct from its GGUF) or a transformers "
                         "model directory (default: %(default)s)")
     parser.add_argument("--dataset", default=str(ROOT / "examples" / "sample_dataset.json"),
@@ -343,12 +345,13 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     quiet()
     model = args.model
-    if model != models.EMBEDDED and Path(model).expanduser().is_dir():
+    if model != base_models.EMBEDDED and Path(model).expanduser().is_dir():
         model = str(Path(model).expanduser().resolve())
-    model_dir = models.materialize(models.resolve(model))
+    settings = HandlerSettings.from_env()
+    model_dir = base_models.materialize(base_models.resolve(model), settings.model_cache)
 
     dataset_path = Path(args.dataset).expanduser().resolve()
-    dataset = load_dataset(dataset_path)
+    dataset = load_dataset(dataset_path, max_bytes=settings.dataset_max_bytes)
     train_convs, _ = split_conversations(dataset.conversations, VALIDATION_FRACTION, seed=SEED)
     rows = reference_rows(train_convs)
     info = {
@@ -361,7 +364,7 @@ def main(argv=None) -> int:
 
     started = time.monotonic()
     log(f"OURS: recipe, {args.steps} steps of {args.batch_size} pairs")
-    ours = derived(run_ours(model, dataset_path, dataset.format, args.batch_size, args.steps))
+    ours = derived(run_ours(model, dataset_path, dataset.format, args.batch_size, args.steps, settings))
     log(f"REFERENCE: TRL SFTTrainer, {args.steps} steps of {args.batch_size} pairs")
     ref = derived(run_reference(model_dir, rows, args.batch_size, args.steps))
     info["benchmark_wall_seconds"] = round(time.monotonic() - started, 1)

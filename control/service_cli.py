@@ -8,6 +8,10 @@
     pipeline users set-password EMAIL          a console password (asked twice, never echoed)
     pipeline tokens create EMAIL [--name N]    prints the token once
     pipeline db upgrade                        apply the migrations
+
+The control plane (flask, sqlalchemy, rq, waitress) is an optional extra: ``pip install .``
+gives the domain code and ``pipeline validate``/``convert`` without it. So each command
+imports what it runs inside its own body, and ``pipeline --help`` works without the extra.
 """
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ def serve(host, port, threads):
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
 def worker(burst):
     """Run an RQ worker for the dispatch and monitor tasks; it also sweeps for lost ones."""
-    from control.services.queue import work_forever
+    from control.worker import work_forever
     app = _app()
     with app.app_context():
         work_forever(burst=burst)
@@ -157,7 +161,7 @@ def up(port, endpoint_port, workers):
     env.setdefault("MONITOR_INTERVAL_SECONDS", "2")
     if not env.get("REDIS_URL"):
         from control.services.queue import embedded_redis_url
-        env["REDIS_URL"] = embedded_redis_url()
+        env["REDIS_URL"] = embedded_redis_url(data_dir())
         click.echo(f"embedded Redis at {env['REDIS_URL']}")
     os.environ.update(env)
     run = [sys.executable, "-m", "control.cli"]

@@ -2,27 +2,24 @@
 
 Only a checkpoint with a manifest counts, and its files are checked against the
 manifest's sizes and sha256 when it is loaded; a damaged one is skipped for the one before
-it. Keys are ``<prefix>/checkpoints/step-00000100/<file>``, keyed by the training job, so
-any attempt (or RunPod's own re-run of one) finds them.
+it. Where they live, and which are complete, is ``shared.storage.layout``'s: keyed by the
+training job, so any attempt (or RunPod's own re-run of one) finds them. Writing and
+pruning them is the handler's, here.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from shared.errors import StorageError
 from shared.storage import Storage, join
-
-MANIFEST = "manifest.json"
+from shared.storage.layout import MANIFEST, Checkpoint, JobLayout, complete_checkpoints
 
 
 class DamagedCheckpoint(StorageError):
     """A checkpoint whose files do not match its manifest: skipped for the one before it."""
-_STEP = re.compile(r"/?checkpoints/step-(\d{8})/manifest\.json$")
 
 
 def sha256_file(path: Path) -> str:
@@ -33,20 +30,9 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def checkpoint_key(prefix: str, step: int) -> str:
-    return join(prefix, "checkpoints", f"step-{step:08d}")
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    key: str
-    step: int
-    manifest: dict
-
-
-def save(storage: Storage, prefix: str, step: int, files: dict[str, Path], meta: dict) -> str:
+def save(storage: Storage, layout: JobLayout, step: int, files: dict[str, Path], meta: dict) -> str:
     """Upload ``files`` (name -> local path), then the manifest that makes them count."""
-    key = checkpoint_key(prefix, step)
+    key = layout.checkpoint(step)
     entries = {}
     for name, path in files.items():
         size = storage.put_file(join(key, name), path)
@@ -55,29 +41,6 @@ def save(storage: Storage, prefix: str, step: int, files: dict[str, Path], meta:
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     storage.put_bytes(join(key, MANIFEST), json.dumps(manifest, indent=1).encode())
     return key
-
-
-def candidates(storage: Storage, prefix: str) -> list[Checkpoint]:
-    """Manifested checkpoints, newest first."""
-    found = []
-    for k in storage.list(join(prefix, "checkpoints")):
-        m = _STEP.search(k)
-        if m:
-            try:
-                manifest = json.loads(storage.get_bytes(k))
-            except (StorageError, ValueError):
-                continue
-            found.append(Checkpoint(k.rsplit("/", 1)[0], int(m.group(1)), manifest))
-    return sorted(found, key=lambda c: -c.step)
-
-
-def find(storage: Storage, key: str) -> Checkpoint | None:
-    """The checkpoint at ``key`` (``<prefix>/checkpoints/step-N``), if it is complete."""
-    m = _STEP.search(join(key, MANIFEST))
-    manifest_key = join(key, MANIFEST)
-    if m is None or not storage.exists(manifest_key):
-        return None
-    return Checkpoint(key, int(m.group(1)), json.loads(storage.get_bytes(manifest_key)))
 
 
 def download(storage: Storage, ckpt: Checkpoint, dest: Path) -> dict[str, Path]:
@@ -93,8 +56,8 @@ def download(storage: Storage, ckpt: Checkpoint, dest: Path) -> dict[str, Path]:
     return paths
 
 
-def prune(storage: Storage, prefix: str, keep: int = 2) -> None:
+def prune(storage: Storage, layout: JobLayout, keep: int = 2) -> None:
     """Delete all but the newest ``keep`` checkpoints (manifest first, so none half-counts)."""
-    for ckpt in candidates(storage, prefix)[keep:]:
-        storage.delete(join(ckpt.key, MANIFEST))
+    for ckpt in complete_checkpoints(storage, layout)[keep:]:
+        storage.delete(ckpt.manifest_key)
         storage.delete_prefix(ckpt.key)

@@ -10,20 +10,23 @@ Input (``job["input"]``), the job input of ``shared.job_input.JobInput``::
       "base_model": "embedded" | "<model dir>" | "<file>.gguf" | "<hub id>",
       "method": "qlora" | "lora",
       "preset": "conservative" | "balanced" | "aggressive",
-      "hyperparameters": {"num_epochs", "batch_size", "gradient_accumulation_steps",
-                          "learning_rate", "lora_r", "lora_alpha", "lora_dropout",
-                          "target_modules", "warmup_ratio", "max_seq_length",
-                          "max_steps", "lr_scheduler", "weight_decay", "max_grad_norm"},
+      "hyperparameters": {...},        # below
       "checkpoint": {"every_steps": 100, "prefix": "jobs/tj_123"},
       "validation": {"fraction": 0.2, "seed": 42},
       "data": {"fold": true, "min_quality_score": null},
       "seed": 42
     }
 
+``hyperparameters`` are those of ``shared.job_input.Hyperparameters``; those marked
+"preset" have no default there, and the control plane fills them from the job's preset::
+
+<hyperparameters>
+
 Unknown fields are refused; no secret ever travels in the input. The worker reads its own
-environment: ``STORAGE_BACKEND`` / ``STORAGE_LOCAL_ROOT`` (object storage), ``HF_TOKEN``
-(gated base models), ``BRIGHTRUN_MODEL_CACHE`` (converted-model cache; point it at the
-network volume).
+environment, once, when it starts (``handler/settings.py``: ``HF_TOKEN`` for gated base
+models, ``BRIGHTRUN_MODEL_CACHE`` for the converted-model cache, on the network volume,
+and the timings), and its object storage's for each job (``STORAGE_BACKEND`` /
+``STORAGE_LOCAL_ROOT`` or ``SUPABASE_*``: ``shared.storage.storage_from_env``).
 
 Yields the events of ``shared.events`` in order (stage, metrics, checkpoint, evaluation,
 artifact, warning, completed; a heartbeat each ``HEARTBEAT_SECONDS`` while a long call runs). A failure yields one ``error`` event, which RunPod turns into
@@ -34,9 +37,10 @@ attempt, which resumes from that checkpoint. A re-run of the same job by RunPod 
 """
 from __future__ import annotations
 
-import os
+import json
 import signal
 import threading
+import typing
 
 # Heavy imports happen once, when the worker starts, not per job.
 import torch  # noqa: F401
@@ -45,16 +49,16 @@ import peft  # noqa: F401
 
 from handler.event_log import EventLog
 from handler.recipe import Recipe
+from handler.settings import HandlerSettings
 from shared.errors import ConfigError, ErrorType, Interrupted, Superseded
 from shared.events import EventStream
 from shared.failures import classify
-from shared.job_input import JobInput
+from shared.job_input import Hyperparameters, JobInput
 from shared.storage import storage_from_env
 from shared.storage.retrying import RetryingStorage
 
-# How long storage may be down before the attempt fails (the job then recovers from its
-# last checkpoint on a new attempt).
-STORAGE_PATIENCE_S = float(os.environ.get("STORAGE_RETRY_SECONDS", 300))
+# The worker's environment, read once: this module is imported once, when the worker starts.
+SETTINGS = HandlerSettings.from_env()
 
 _stop = threading.Event()
 _installed = False
@@ -109,10 +113,12 @@ def handler(job: dict):
     stream = EventStream(job_input.job_id, job_input.attempt)
     log = None
     try:
-        storage = RetryingStorage(storage_from_env(), patience_s=STORAGE_PATIENCE_S)
-        recipe = Recipe(job_input, storage, should_stop=_stop.is_set)
+        # Storage down for longer than storage_retry_seconds fails the attempt (the job then
+        # recovers from its last checkpoint on a new attempt).
+        storage = RetryingStorage(storage_from_env(), patience_s=SETTINGS.storage_retry_seconds)
+        recipe = Recipe(job_input, storage, settings=SETTINGS, should_stop=_stop.is_set)
         stream = recipe.events
-        log = EventLog(storage, job_input.checkpoint.prefix, job_input.attempt)
+        log = EventLog(storage, recipe.layout, job_input.attempt)
         for event in recipe.run():
             if event["type"] != "heartbeat":    # no state to reconcile; a load needs no storage
                 log.record(event)
@@ -130,6 +136,27 @@ def handler(job: dict):
         except Exception:  # noqa: BLE001 - the event still goes out on the stream
             pass
     yield last
+
+
+def _hyperparameter_table() -> str:
+    """One line per field of ``Hyperparameters``: name, type, default ("preset" when the
+    preset gives it), description."""
+    lines = []
+    for name, field in Hyperparameters.model_fields.items():
+        kind = field.annotation
+        note = field.description or ""
+        if typing.get_origin(kind) is typing.Literal:
+            choices = typing.get_args(kind)
+            kind = type(choices[0])
+            note = "; ".join(filter(None, [note, "one of " + ", ".join(map(json.dumps, choices))]))
+        type_name = kind.__name__ if isinstance(kind, type) else str(kind)
+        default = "preset" if field.is_required() else json.dumps(field.default)
+        lines.append(f"    {name:<28} {type_name:<10} {default:<9} {note}".rstrip())
+    return "\n".join(lines)
+
+
+if __doc__:
+    __doc__ = __doc__.replace("<hyperparameters>", _hyperparameter_table())
 
 
 if __name__ == "__main__":

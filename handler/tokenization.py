@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.dataset.folding import single
-from shared.dataset.model import Conversation, Sequence
+from shared.dataset.types import Conversation, Sequence
 from shared.errors import ConfigError, Problem
 
 

@@ -89,9 +89,9 @@ def seed(app) -> dict:
     """A user, the sample dataset, and jobs in each state the pages show."""
     from control.schemas import CreateJob
     from control.extensions import db
-    from control.models import JobAttempt, User, utcnow
-    from control.services import ingest, jobs, training_files
-    from control.services.recovery import record_interruption
+    from control.models import JobAttempt, JobStatus, User, utcnow
+    from control.services import ingest, training_files, training_jobs
+    from control.services.lifecycle import record_interruption
     from shared.failures import classify_text
 
     pages = {}
@@ -109,11 +109,11 @@ def seed(app) -> dict:
                 "training_file_id": tf.id, "preset": preset, "name": name, "tags": tags, "notes": notes,
                 "base_model": "meta-llama/Meta-Llama-3-70B-Instruct", "method": "qlora",
                 "gpu": {"type": "H100_PCIE", "pricing": pricing}}, strict=False)
-            row = jobs.create(user, req)
+            row = training_jobs.create(user, req)
             if steps is None:
                 return row
             started = utcnow() - timedelta(seconds=60 + 13 * steps)
-            row.status, row.started_at = "provisioning", started
+            row.status, row.started_at = JobStatus.PROVISIONING, started
             number = 1
             if interrupted:            # a spot worker reclaimed at step 23, resumed from 20
                 lost = JobAttempt(job=row, number=1, runpod_job_id=f"rp-{row.id[-6:]}-1", runpod_status="FAILED",

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Literal
+from dataclasses import dataclass, replace
+from types import UnionType
+from typing import Annotated, Literal, Optional, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from shared.errors import ConfigError, Problem
 from shared.presets import DEFAULT_PRESET, PRESETS
@@ -28,14 +31,18 @@ class Hyperparameters(_Strict):
 
     num_epochs: Annotated[int, Field(ge=1, le=100, description="passes over the training split")]
     batch_size: Annotated[int, Field(ge=1, le=512, description="training pairs (targets) per micro-batch")]
-    gradient_accumulation_steps: Annotated[int, Field(ge=1, le=1024)]
-    learning_rate: Annotated[float, Field(gt=0, le=1)]
-    lora_r: Annotated[int, Field(ge=1, le=1024)]
-    lora_alpha: Annotated[float, Field(gt=0, le=4096)]
-    lora_dropout: Annotated[float, Field(ge=0, lt=1)]
+    gradient_accumulation_steps: Annotated[int, Field(ge=1, le=1024, description=(
+        "micro-batches per optimizer step"))]
+    learning_rate: Annotated[float, Field(gt=0, le=1, description="the optimizer's peak learning rate")]
+    lora_r: Annotated[int, Field(ge=1, le=1024, description="LoRA rank: the adapter's capacity")]
+    lora_alpha: Annotated[float, Field(gt=0, le=4096, description=(
+        "LoRA scaling: updates are scaled by lora_alpha / lora_r"))]
+    lora_dropout: Annotated[float, Field(ge=0, lt=1, description="dropout on the LoRA layers' input")]
     target_modules: Annotated[list[str], Field(min_length=1)]
-    warmup_ratio: Annotated[float, Field(ge=0, lt=1)]
-    max_seq_length: Annotated[int, Field(ge=32, le=131072)]
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1, description=(
+        "share of the optimizer steps over which the learning rate warms up"))]
+    max_seq_length: Annotated[int, Field(ge=32, le=131072, description=(
+        "longest training sequence in tokens (pairs ending beyond it are skipped)"))]
     max_steps: Annotated[int | None, Field(ge=1, description="stop after this many optimizer steps")] = None
     lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 0.0
@@ -72,7 +79,7 @@ class DatasetRef(_Strict):
 
 
 class CheckpointSettings(_Strict):
-    every_steps: Annotated[int, Field(ge=1)] = 100
+    every_steps: Annotated[int, Field(ge=1, description="save a checkpoint every N optimizer steps")] = 100
     prefix: Annotated[str, Field(description="storage prefix for checkpoints and outputs; "
                                  "keyed by the training job, not the RunPod job")]
     init_from: Annotated[str | None, Field(description=(
@@ -138,3 +145,97 @@ class JobInput(_Strict):
             elif x != y:
                 out.append(f"{section}: {x!r} -> {y!r}")
         return out
+
+
+# ------------------------------------------------------------------ single settings
+# What a job request, the console's form and ``pipeline train`` may set one by one over the
+# preset's: the numbers a preset fills, the step limit, and the checkpoint interval (the job
+# input's ``checkpoint.every_steps``). Every surface derives its fields from this list and
+# their types, bounds and descriptions from the job input's own fields, below.
+OVERRIDABLE: tuple[str, ...] = (
+    "num_epochs", "batch_size", "gradient_accumulation_steps", "learning_rate", "lora_r",
+    "lora_alpha", "lora_dropout", "warmup_ratio", "max_seq_length", "max_steps",
+    "checkpoint_every_steps")
+# The one bound a request adds to the job input's: the contract itself has no upper limit on
+# the checkpoint interval (a benchmark runs without checkpoints).
+REQUEST_BOUNDS: dict[str, tuple] = {"checkpoint_every_steps": (Le(100_000),)}
+_BOUND_NAMES = {Gt: "gt", Ge: "ge", Lt: "lt", Le: "le"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One overridable setting: its number type, bounds and description, and the job input's
+    default where a preset does not fill it."""
+
+    name: str
+    type: type                     # int or float
+    constraints: tuple             # annotated_types bounds (Ge, Gt, Le, Lt), as pydantic reads them
+    description: str | None
+    default: object = None
+
+    @property
+    def bounds(self) -> dict[str, float]:
+        """``{"ge": 1, "le": 100}``: the constraints by their pydantic names."""
+        names = ((_BOUND_NAMES.get(type(c)), c) for c in self.constraints)
+        return {name: getattr(c, name) for name, c in names if name}
+
+    @property
+    def annotation(self):
+        """The type with its bounds, for a pydantic field."""
+        return Annotated[(self.type, *self.constraints)] if self.constraints else self.type
+
+
+def _number_type(annotation) -> type:
+    args = [a for a in get_args(annotation) if a is not type(None)] if get_origin(annotation) in (
+        Union, UnionType) else [annotation]
+    if args not in ([int], [float]):
+        raise TypeError(f"not a single number setting: {annotation!r}")
+    return args[0]
+
+
+def job_setting(name: str) -> Setting:
+    """An overridable setting as the job input defines it (a ``Hyperparameters`` field, or
+    ``CheckpointSettings.every_steps`` for ``checkpoint_every_steps``)."""
+    if name not in OVERRIDABLE:
+        raise KeyError(f"not an overridable setting: {name!r}")
+    info = (CheckpointSettings.model_fields["every_steps"] if name == "checkpoint_every_steps"
+            else Hyperparameters.model_fields[name])
+    default = None if info.is_required() else info.default
+    return Setting(name, _number_type(info.annotation), tuple(info.metadata), info.description, default)
+
+
+def request_setting(name: str) -> Setting:
+    """An overridable setting as a request may set it: the job input's, with
+    :data:`REQUEST_BOUNDS` on top."""
+    s = job_setting(name)
+    return replace(s, constraints=s.constraints + REQUEST_BOUNDS.get(name, ()))
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _float_from_int(cls, v):
+    return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+def overrides_model(model_name: str, names: tuple[str, ...] = OVERRIDABLE, *,
+                    base: type[BaseModel] | None = None, doc: str | None = None) -> type[BaseModel]:
+    """An all-optional model of single settings (None: keep the preset's), each with the
+    bounds and description of :func:`request_setting`; strict and closed unless ``base``
+    says otherwise, and a whole number is accepted for a float setting (as that float).
+
+    >>> M = overrides_model("M", ("num_epochs", "learning_rate"))
+    >>> M(learning_rate=1), list(M.model_fields)
+    (M(num_epochs=None, learning_rate=1.0), ['num_epochs', 'learning_rate'])
+    >>> M.model_json_schema()["properties"]["num_epochs"]["anyOf"][0]
+    {'maximum': 100, 'minimum': 1, 'type': 'integer'}
+    """
+    settings = [request_setting(n) for n in names]
+    fields = {s.name: (Optional[s.annotation], Field(None, description=s.description))
+              for s in settings}
+    floats = [s.name for s in settings if s.type is float]
+    validators = ({"_ints_are_numbers": field_validator(*floats, mode="before")(_float_from_int)}
+                  if floats else None)
+    return create_model(model_name, __base__=base or _Settings, __doc__=doc,
+                        __validators__=validators, **fields)

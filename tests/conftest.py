@@ -51,14 +51,17 @@ def write_json(tmp_path):
 @pytest.fixture(scope="session")
 def embedded_dir() -> str:
     """The embedded SmolLM2-135M-Instruct, converted once from its GGUF file and cached."""
-    from handler import models
-    return models.materialize(models.resolve(models.EMBEDDED))
+    from handler import base_models
+    from handler.settings import HandlerSettings
+    return base_models.materialize(base_models.resolve(base_models.EMBEDDED),
+                                   HandlerSettings.from_env().model_cache)
 
 
 @pytest.fixture(scope="session")
 def tokenizer(embedded_dir):
-    from handler.models import load_tokenizer
-    return load_tokenizer(embedded_dir, "embedded")
+    from handler.base_models import load_tokenizer
+    from handler.settings import HandlerSettings
+    return load_tokenizer(embedded_dir, "embedded", HandlerSettings.from_env().hf_token)
 
 
 @pytest.fixture(scope="session")
@@ -207,3 +210,18 @@ def upload(client, auth):
                            data={"file": (io.BytesIO(data), filename)},
                            content_type="multipart/form-data")
     return do
+
+
+@pytest.fixture
+def job(client, auth, upload, small_sample):
+    """A job of the small sample with one attempt running on the endpoint (as ``rp-1``)."""
+    file_id = upload(small_sample).get_json()["id"]
+    body = client.post("/api/training/jobs", headers=auth, json={"training_file_id": file_id}).get_json()
+    from control.extensions import db
+    from control.models import JobAttempt, TrainingJob
+    job = db.session.get(TrainingJob, body["id"])
+    attempt = JobAttempt(job=job, number=1, runpod_job_id="rp-1", runpod_status="IN_PROGRESS")
+    job.status = "provisioning"
+    db.session.add(attempt)
+    db.session.commit()
+    return job

@@ -354,7 +354,7 @@ def test_the_estimate_follows_the_choices_and_warns_above_the_threshold(console,
     assert set(spot["presets"]) == {"conservative", "balanced", "aggressive"}
     assert on_demand["estimate"]["cost_usd"] > spot["estimate"]["cost_usd"]
     assert spot["warning"] is None
-    from control.console import jobs as console_jobs
+    from control.console import new_job as console_jobs
     assert console_jobs.COST_WARNING_USD == 100.0                 # the product's threshold
     monkeypatch.setattr(console_jobs, "COST_WARNING_USD", 1.0)    # the 8-conversation sample costs less
     big = console.get(base + "&pricing=on_demand&num_epochs=100&base_model=meta-llama/Meta-Llama-3-70B-Instruct"
@@ -475,8 +475,7 @@ def test_the_job_page_shows_interruptions_the_error_explained_and_the_retry_with
     """A job that was interrupted twice and then ran out of memory: the page says so, the
     retry applies the fix, and the review lists the change against the failed job."""
     from control.models import JobAttempt
-    from control.services.ingest import fail
-    from control.services.recovery import record_interruption
+    from control.services.lifecycle import fail, record_interruption
     from shared.failures import classify_text, out_of_memory
 
     job_id = _create(console, file_id, batch_size="4")
@@ -511,7 +510,6 @@ def test_the_job_page_shows_interruptions_the_error_explained_and_the_retry_with
 
 
 def test_checkpoint_now_is_offered_while_training_and_leaves_a_request_for_the_worker(app, console, file_id):
-    from control.services.recovery import checkpoint_request_key
     from control.services.storage import get_storage
     job_id = _create(console, file_id)
     job = db.session.get(TrainingJob, job_id)
@@ -521,4 +519,4 @@ def test_checkpoint_now_is_offered_while_training_and_leaves_a_request_for_the_w
     r = console.post(f"/jobs/{job_id}/checkpoint", follow_redirects=True)
     assert "Checkpoint requested" in r.get_data(as_text=True)
     db.session.expire_all()
-    assert get_storage().exists(checkpoint_request_key(db.session.get(TrainingJob, job_id)))
+    assert get_storage().exists(db.session.get(TrainingJob, job_id).layout.checkpoint_request)

@@ -7,7 +7,7 @@ import pytest
 
 from shared.dataset import (describe, fold_conversation, load_dataset, min_quality, parse_bytes,
                             split_conversations, to_chat_jsonl, to_sequences)
-from shared.dataset.model import Conversation, Example, Message
+from shared.dataset.types import Conversation, Example, Message
 from shared.errors import ConfigError, DatasetError
 
 

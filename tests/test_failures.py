@@ -57,10 +57,10 @@ def test_a_broken_dataset_is_the_users_to_fix_and_names_the_place(tiny_model_dir
 
 def test_the_time_limit_stops_training_with_a_checkpoint_first(tiny_model_dir, small_sample, tmp_path,
                                                                monkeypatch):
-    import handler.recipe as recipe
+    import handler.control_signals as control_signals
     from shared.storage import LocalStorage
     monkeypatch.setenv("STORAGE_LOCAL_ROOT", str(tmp_path))
-    monkeypatch.setattr(recipe, "TIME_LIMIT_MARGIN_S", 0.0)
+    monkeypatch.setattr(control_signals, "TIME_LIMIT_MARGIN_S", 0.0)
     _, raw = _job_input(tiny_model_dir, small_sample, LocalStorage(tmp_path), num_epochs=50, max_steps=5000,
                         batch_size=2, gradient_accumulation_steps=1, max_seq_length=512)
     raw["time_limit_seconds"] = 10          # room to load the tiny model and train a step on a busy machine
@@ -74,12 +74,15 @@ def test_the_time_limit_stops_training_with_a_checkpoint_first(tiny_model_dir, s
 
 
 def test_a_storage_outage_is_the_platforms_and_recoverable(tiny_model_dir, small_sample, tmp_path, monkeypatch):
+    import dataclasses
+
     import handler.handler as handler_module
     from shared.storage import LocalStorage
     root = tmp_path / "store"
     _, raw = _job_input(tiny_model_dir, small_sample, LocalStorage(root), max_steps=2)
     monkeypatch.setenv("STORAGE_LOCAL_ROOT", str(root))
-    monkeypatch.setattr(handler_module, "STORAGE_PATIENCE_S", 0.5)
+    monkeypatch.setattr(handler_module, "SETTINGS",
+                        dataclasses.replace(handler_module.SETTINGS, storage_retry_seconds=0.5))
     root.rename(tmp_path / "away")
     root.write_text("the volume is gone")
     error = _run_handler(raw)[-1]["error"]
@@ -168,7 +171,7 @@ def test_a_gated_model_says_to_accept_the_licence_and_set_the_token():
     import httpx
     from huggingface_hub.errors import GatedRepoError
 
-    from handler.models import _hub_errors
+    from handler.base_models import _hub_errors
     url = "https://huggingface.co/meta-llama/Meta-Llama-3-70B-Instruct/resolve/main/config.json"
     response = httpx.Response(401, request=httpx.Request("GET", url))
     with pytest.raises(Exception) as info:

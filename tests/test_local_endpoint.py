@@ -24,9 +24,10 @@ import pytest
 runpod = pytest.importorskip("runpod")
 
 from control.local_endpoint import LocalEndpoint  # noqa: E402
-from control.local_endpoint.jobs import (  # noqa: E402
-    CANCELLED, COMPLETED, FAILED, IN_PROGRESS, IN_QUEUE, TIMED_OUT, BadRequest, Conflict,
-    JobStore, NotFound, Policy)
+from control.local_endpoint.job import (  # noqa: E402
+    CANCELLED, COMPLETED, FAILED, IN_PROGRESS, IN_QUEUE, TIMED_OUT, Policy)
+from control.local_endpoint.job_errors import BadRequest, Conflict, NotFound  # noqa: E402
+from control.local_endpoint.job_store import JobStore  # noqa: E402
 from control.local_endpoint.server import create_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,9 +208,9 @@ def test_a_webhook_gets_the_final_status():
 
 
 def test_doctests():
-    from control.local_endpoint import jobs
+    from control.local_endpoint import job
 
-    assert doctest.testmod(jobs).failed == 0
+    assert doctest.testmod(job).failed == 0
 
 
 def test_silent_workers():

@@ -9,7 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from handler.recipe import Recipe, token_losses
+from handler.losses import token_losses
+from handler.recipe import Recipe
+from handler.settings import HandlerSettings
 from shared.events import STAGES, parse_event
 
 pytestmark = pytest.mark.slow
@@ -246,14 +248,14 @@ def test_the_handler_reports_a_misconfigured_worker_as_an_error_event(monkeypatc
 
 def test_long_calls_send_heartbeats_and_train_the_same_adapter(tiny_model_dir, small_sample, tmp_path):
     """Loading the model and the checkpoint, and scoring, run beside a heartbeat: the stream
-    never goes quiet for longer than ``heartbeat_s``, and the weights are those of a run
+    never goes quiet for longer than ``heartbeat_seconds``, and the weights are those of a run
     whose heartbeat never fires."""
     from shared.storage import LocalStorage
 
-    def run(root, heartbeat_s):
+    def run(root, heartbeat_seconds):
         storage = LocalStorage(root)
         events = list(Recipe(_job(tiny_model_dir, small_sample, storage, max_steps=3), storage,
-                             heartbeat_s=heartbeat_s).run())
+                             settings=HandlerSettings(heartbeat_seconds=heartbeat_seconds)).run())
         return events, load_file(str(root / "jobs/job1/adapter/adapter_model.safetensors"))
 
     events, beating = run(tmp_path / "beating", 0.005)

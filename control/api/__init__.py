@@ -1,13 +1,9 @@
 """The JSON API blueprint: ``/api/training-files``, ``/api/training/...``, ``/api/openapi.json``."""
-from flask import Blueprint
-
-from control.api import errors
-from control.api.auth import authenticate
-from control.services.jobs import JobStateError, NotFound
+from control.api import (costs, downloads, errors, job_records, openapi,  # noqa: F401 (routes)
+                         training_files, training_jobs)
+from control.api.blueprint import bp
+from control.services.exceptions import JobStateError, NotFound
 from shared.errors import ConfigError, DatasetError, PipelineError
-
-bp = Blueprint("api", __name__, url_prefix="/api")
-bp.before_request(authenticate)
 
 
 @bp.errorhandler(NotFound)
@@ -37,7 +33,5 @@ def _platform(exc: PipelineError):
     status = 400 if exc.error_type.is_user_error else 503
     return errors.error_response(status, exc.error_type.value, exc.message)
 
-
-from control.api import costs, downloads, job_records, jobs, openapi, training_files  # noqa: E402,F401
 
 __all__ = ["bp"]

@@ -10,10 +10,10 @@ import tempfile
 from flask import Response, current_app, g, jsonify, redirect, request, send_file
 from itsdangerous import BadSignature, SignatureExpired
 
-from control.api import bp
+from control.api.blueprint import bp
 from control.api.errors import ApiError
 from control.services import downloads
-from control.services.jobs import visible_job
+from control.services.access import visible_job
 from control.services.storage import get_storage
 
 

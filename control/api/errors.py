@@ -1,9 +1,8 @@
 """JSON errors: ``{"error": {"code", "message", "field"}}`` with the right status, never a traceback."""
 from __future__ import annotations
 
-from flask import jsonify, request
+from flask import jsonify
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
 
 from shared.errors import PipelineError, ProblemsError
 
@@ -50,35 +49,3 @@ def from_pipeline(exc: PipelineError, status: int = 400, code: str | None = None
         return ApiError(status, code, f"{exc.total} problem{'s' if exc.total != 1 else ''}: {first}",
                         field, details)
     return ApiError(status, code, exc.message)
-
-
-def _is_api() -> bool:
-    return request.path == "/api" or request.path.startswith("/api/")
-
-
-def register(app) -> None:
-    """JSON errors under ``/api``; everywhere else the console's HTML error page."""
-    from control.console.errors import error_page
-
-    @app.errorhandler(ApiError)
-    def on_api_error(exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message, exc.field, exc.details)
-
-    @app.errorhandler(HTTPException)
-    def on_http_error(exc: HTTPException):
-        if not _is_api():
-            return error_page(exc)
-        code = {413: "payload_too_large", 404: "not_found", 405: "method_not_allowed"}.get(
-            exc.code, (exc.name or "error").lower().replace(" ", "_"))
-        message = exc.description or exc.name
-        if exc.code == 413:
-            message = (f"request body too large: the limit is "
-                       f"{app.config['MAX_CONTENT_LENGTH'] // (1024 * 1024)} MiB")
-        return error_response(exc.code or 500, code, message)
-
-    @app.errorhandler(Exception)
-    def on_unexpected(exc: Exception):
-        app.logger.exception("unhandled error")
-        if not _is_api():
-            return error_page(None)
-        return error_response(500, "internal", "internal error; it has been logged")

@@ -4,13 +4,13 @@ from __future__ import annotations
 from flask import g, jsonify
 from sqlalchemy import select
 
-from control.api import bp
+from control.api.blueprint import bp
 from control.api.requests import query_args
 from control.schemas import EventsQuery, MetricsQuery
 from control.extensions import db
-from control.models import ModelArtifact
+from control.models import JobStatus, ModelArtifact
 from control.services.job_records import events, metric_points
-from control.services.jobs import visible_job
+from control.services.access import visible_job
 
 
 @bp.get("/training/jobs/<job_id>/metrics")
@@ -40,4 +40,4 @@ def job_artifacts(job_id):
                  for kind in ("adapters", "metrics", "validation-report")}
     return jsonify(job_id=job.id, status=job.status,
                    artifacts=row.to_dict() if row else None,
-                   downloads=downloads if job.status == "completed" else {})
+                   downloads=downloads if job.status == JobStatus.COMPLETED else {})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from control.api import bp
+from control.api.blueprint import bp
 from control.schemas import CostQuery, CreateJob, EventsQuery, JobListQuery, MetricsQuery, RetryJob
 
 ERROR = {"$ref": "#/components/schemas/Error"}

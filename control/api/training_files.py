@@ -4,12 +4,12 @@ from __future__ import annotations
 from flask import g, jsonify, request
 from sqlalchemy import select
 
-from control.api import bp
+from control.api.blueprint import bp
 from control.api.errors import ApiError
 from control.extensions import db
 from control.models import TrainingJob
 from control.services import training_files
-from control.services.jobs import visible_file, visible_files
+from control.services.access import visible_file, visible_files
 from control.services.storage import get_storage
 
 FORMATS = ("brightrun-lora-v4", "chat-jsonl")

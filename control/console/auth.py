@@ -11,9 +11,10 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from control.console import bp
+from control.console.blueprint import bp
 from control.extensions import db
 from control.models import User
+from control.services.queue import redis_connection
 
 log = logging.getLogger(__name__)
 PUBLIC_VIEWS = {"console.login", "console.static"}
@@ -75,7 +76,6 @@ def _failures_key(email: str) -> str:
 def _failures(email: str, add: bool = False) -> int:
     """Failed sign-ins for ``email`` in the window, counted in Redis (shared by every server
     process); 0 if Redis cannot be reached, so an outage never locks people out."""
-    from control.services.queue import redis_connection
     try:
         conn, key = redis_connection(), _failures_key(email)
         if not add:
@@ -90,7 +90,6 @@ def _failures(email: str, add: bool = False) -> int:
 
 
 def _forget_failures(email: str) -> None:
-    from control.services.queue import redis_connection
     try:
         redis_connection().delete(_failures_key(email))
     except RedisError:

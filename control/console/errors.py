@@ -5,8 +5,8 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from control.console import bp
-from control.services.jobs import JobStateError, NotFound
+from control.console.blueprint import bp
+from control.services.exceptions import JobStateError, NotFound
 
 NEXT_STEPS = {
     400: "Go back, reload the page and try again.",

@@ -5,11 +5,12 @@ from datetime import datetime
 
 from flask import current_app
 
-from control.console import bp
-from control.models import ACTIVE_STATUSES
+from control.console.blueprint import bp
+from control.models import JobStatus
 
-STATUS_TONE = {"completed": "ok", "failed": "bad", "cancelled": "muted", "cancel_requested": "warn",
-               "recovering": "warn", "stalled": "warn", "pending": "muted", "queued": "info", "provisioning": "info"}
+STATUS_TONE = {JobStatus.COMPLETED: "ok", JobStatus.FAILED: "bad", JobStatus.CANCELLED: "muted",
+               JobStatus.CANCEL_REQUESTED: "warn", JobStatus.RECOVERING: "warn", JobStatus.STALLED: "warn",
+               JobStatus.PENDING: "muted", JobStatus.QUEUED: "info", JobStatus.PROVISIONING: "info"}
 
 
 @bp.app_template_filter("money")
@@ -84,5 +85,5 @@ def status_label(status: str) -> str:
 
 @bp.app_context_processor
 def console_globals() -> dict:
-    return {"ACTIVE_STATUSES": ACTIVE_STATUSES,
+    return {"ACTIVE_STATUSES": JobStatus.active(), "JobStatus": JobStatus,
             "POLL_SECONDS": current_app.config.get("CONSOLE_POLL_SECONDS", 2)}

@@ -6,16 +6,17 @@ import json
 from flask import Response, flash, g, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from control.console import bp
+from control.console.blueprint import bp
 from control.console.event_text import describe
 from control.console.filters import minutes, money, number
-from control.console.jobs import live_row
+from control.console.job_list import live_row
 from control.console.timeline import stage_timeline
 from control.extensions import db
-from control.models import ModelArtifact, TrainingEvent, TrainingJob, utcnow
+from control.models import JobStatus, ModelArtifact, TrainingEvent, TrainingJob, utcnow
 from control.services import downloads
-from control.services import jobs as job_service
-from control.services.job_records import events, metric_points
+from control.services import checkpoints, lifecycle, training_jobs
+from control.services.access import visible_job
+from control.services.job_records import events, metric_points, support_bundle as bundle_of
 
 EVENT_TYPES = ("stage", "metrics", "checkpoint", "evaluation", "artifact", "warning", "error", "completed",
                "heartbeat")
@@ -57,12 +58,13 @@ def progress(job: TrainingJob) -> dict:
                       "cause": job.error_cause, "user_error": job.error_user}
             if job.error_type else None,
             "interrupted": job.checkpoint_recovery_count or 0,
+            "stalled": job.status == JobStatus.STALLED,
             "stalled_since": job.stalled_at.strftime("%H:%M:%S UTC") if job.stalled_at else None}
 
 
 @bp.get("/jobs/<job_id>")
 def job_detail(job_id):
-    job = job_service.visible_job(g.user, job_id)
+    job = visible_job(g.user, job_id)
     points, total, every = metric_points(job.id, None, CHART_POINTS)
     flt = event_filter(request.args)
     rows = events(job.id, types=flt["types"], text=flt["text"], limit=SHOWN_EVENTS, newest=True)
@@ -74,7 +76,7 @@ def job_detail(job_id):
         event_type=request.args.get("event_type", ""), event_q=flt["text"] or "",
         artifact=artifact, evaluation=(artifact.evaluation if artifact else None),
         interruptions=job.to_dict()["interruptions"],
-        checkpoints=job_service.checkpoints(job) if job.is_final else [])
+        checkpoints=checkpoints.checkpoints(job) if job.is_final else [])
 
 
 def last_event_id(job: TrainingJob) -> int:
@@ -85,7 +87,7 @@ def last_event_id(job: TrainingJob) -> int:
 @bp.get("/jobs/<job_id>/live.json")
 def job_live(job_id):
     """What changed since the page last asked: figures, new metric points, new events."""
-    job = job_service.visible_job(g.user, job_id)
+    job = visible_job(g.user, job_id)
     since_step = request.args.get("since_step", type=int)
     after_id = request.args.get("after_id", 0, type=int)
     points, _, _ = metric_points(job.id, since_step, CHART_POINTS)
@@ -104,9 +106,9 @@ def _json_download(body: dict, filename: str) -> Response:
 @bp.get("/jobs/<job_id>/events.json")
 def job_events_export(job_id):
     """The event log (as filtered on the page) with the job's configuration and error."""
-    job = job_service.visible_job(g.user, job_id)
+    job = visible_job(g.user, job_id)
     flt = event_filter(request.args)
-    return _json_download(job_service.support_bundle(job, flt["types"], flt["text"]), f"{job.id}-events.json")
+    return _json_download(bundle_of(job, flt["types"], flt["text"]), f"{job.id}-events.json")
 
 
 CONSEQUENCES = {
@@ -125,54 +127,54 @@ def _confirmation(job: TrainingJob, action: str):
 @bp.route("/jobs/<job_id>/cancel", methods=["GET", "POST"])
 def cancel_job(job_id):
     """Cancel after confirming; a dispatched job's worker is stopped through the endpoint."""
-    job = job_service.visible_job(g.user, job_id)
+    job = visible_job(g.user, job_id)
     if request.method == "GET":
         return _confirmation(job, "cancel")
-    job_service.cancel(job, by=g.user.email)
-    flash("Cancelled." if job.status == "cancelled"
+    lifecycle.request_cancel(job, by=g.user.email)
+    flash("Cancelled." if job.status == JobStatus.CANCELLED
           else "Cancel requested: the worker is being stopped.", "ok")
     return redirect(url_for("console.job_detail", job_id=job.id))
 
 
 @bp.route("/jobs/<job_id>/delete", methods=["GET", "POST"])
 def delete_job(job_id):
-    job = job_service.visible_job(g.user, job_id)
+    job = visible_job(g.user, job_id)
     if request.method == "GET":
         return _confirmation(job, "delete")
-    job_service.delete(job)
+    training_jobs.delete(job)
     flash(f"Job {job_id} deleted.", "ok")
     return redirect(url_for("console.job_list"))
 
 
 @bp.post("/jobs/<job_id>/start")
 def start_job(job_id):
-    job_service.start(job_service.visible_job(g.user, job_id))
+    lifecycle.start(visible_job(g.user, job_id))
     flash("Started: the job is queued for a GPU worker.", "ok")
     return redirect(url_for("console.job_detail", job_id=job_id))
 
 
 @bp.post("/jobs/<job_id>/checkpoint")
 def checkpoint_job(job_id):
-    job_service.request_checkpoint(job_service.visible_job(g.user, job_id))
+    checkpoints.request_checkpoint(visible_job(g.user, job_id))
     flash("Checkpoint requested: the worker saves one at its next step; the event log shows it.", "ok")
     return redirect(url_for("console.job_detail", job_id=job_id))
 
 
 @bp.get("/jobs/<job_id>/support-bundle.json")
 def support_bundle(job_id):
-    job = job_service.visible_job(g.user, job_id)
-    return _json_download(job_service.support_bundle(job), f"{job.id}-support-bundle.json")
+    job = visible_job(g.user, job_id)
+    return _json_download(bundle_of(job), f"{job.id}-support-bundle.json")
 
 
 @bp.get("/jobs/<job_id>/download/adapter")
 def download_adapter(job_id):
-    link = downloads.adapter_link(job_service.visible_job(g.user, job_id))
+    link = downloads.adapter_link(visible_job(g.user, job_id))
     return redirect(link.url, 302)
 
 
 @bp.get("/jobs/<job_id>/download/metrics.<fmt>")
 def download_metrics(job_id, fmt):
-    job = job_service.visible_job(g.user, job_id)
+    job = visible_job(g.user, job_id)
     if fmt not in downloads.METRICS_FORMATS:
         return redirect(url_for("console.job_detail", job_id=job.id))
     body, mimetype, name = downloads.metrics_export(job, fmt)

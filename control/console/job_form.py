@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from control.schemas import CreateJob
+from control.schemas import CreateJob, HyperparameterOverrides
 from shared.errors import ProblemsError
+from shared.job_input import request_setting
 
-# Single hyperparameters the advanced section may override, with the input's step.
-OVERRIDES = {
-    "num_epochs": "1", "batch_size": "1", "gradient_accumulation_steps": "1",
-    "learning_rate": "any", "lora_r": "1", "lora_alpha": "any", "lora_dropout": "any",
-    "warmup_ratio": "any", "max_seq_length": "1", "max_steps": "1", "checkpoint_every_steps": "1",
-}
+# Single settings the advanced section may override (those of the request schema), with the
+# input's step: whole numbers step by 1.
+OVERRIDES = {name: "1" if request_setting(name).type is int else "any"
+             for name in HyperparameterOverrides.model_fields}
 TEXT_FIELDS = ("training_file_id", "preset", "gpu_type", "pricing", "base_model", "method",
                "name", "description", "notes", "tags",
                "retry_of", "continue_step")   # a retry, and the checkpoint step it continues from

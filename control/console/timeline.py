@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from control.models import JobStatus
 from shared.events import STAGES
 
 
@@ -43,14 +44,14 @@ def stage_timeline(events: list[tuple[str, str, str | None]], status: str, now: 
         open_stage, opened = (stage, at) if kind == "stage" else (None, None)
         if kind == "stage":
             reached = stage
-    active = status not in ("completed", "failed", "cancelled")
+    active = status not in JobStatus.FINAL
     if open_stage is not None:
         end = now if active else (ended_at or now)
         spent[open_stage] = spent.get(open_stage, 0.0) + max(0.0, (end - opened).total_seconds())
     last = STAGES.index(reached) if reached in STAGES else -1
     out = []
     for i, stage in enumerate(STAGES):
-        if i < last or (i == last and status == "completed"):
+        if i < last or (i == last and status == JobStatus.COMPLETED):
             state = "done"
         elif i == last:
             state = "current" if active else "stopped"

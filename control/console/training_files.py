@@ -1,14 +1,14 @@
 """Training files: upload (every problem shown with its place), list, statistics, preview."""
 from __future__ import annotations
 
-from flask import flash, g, redirect, render_template, request, url_for
+from flask import current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from control.console import bp
+from control.console.blueprint import bp
 from control.extensions import db
 from control.models import TrainingFile, TrainingJob
 from control.services import training_files
-from control.services.jobs import visible_file, visible_files
+from control.services.access import visible_file, visible_files
 from control.services.storage import get_storage
 from shared.dataset import parse_bytes, to_sequences
 from shared.errors import DatasetError
@@ -44,7 +44,8 @@ def preview(row: TrainingFile) -> list | None:
     """The first conversations as they are trained (folded), or None for a very large file."""
     if row.size_bytes > PREVIEW_MAX_BYTES:
         return None
-    dataset = parse_bytes(get_storage().get_bytes(row.storage_key), name=row.filename, fmt=row.format)
+    dataset = parse_bytes(get_storage().get_bytes(row.storage_key), name=row.filename, fmt=row.format,
+                          max_bytes=current_app.config["DATASET_MAX_BYTES"])
     return to_sequences(dataset.conversations[:PREVIEW_CONVERSATIONS], fold=True)
 
 

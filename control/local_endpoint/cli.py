@@ -12,6 +12,8 @@ import shlex
 
 import click
 
+from .endpoint import serve
+
 
 @click.command("endpoint")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -32,8 +34,6 @@ import click
 def endpoint_command(host, port, workers, endpoint_id, api_key, log_dir, worker_command,
                      stop_grace):
     """Run a local RunPod Serverless endpoint and its workers."""
-    from .endpoint import serve
-
     try:
         serve(host=host, port=port, workers=workers, endpoint_id=endpoint_id, api_key=api_key,
               log_dir=log_dir, stop_grace_s=stop_grace,

@@ -26,7 +26,7 @@ from typing import Mapping, Sequence
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from . import webhooks
-from .jobs import JobStore
+from .job_store import JobStore
 from .pool import WorkerPool, WorkerProcess
 from .server import count_states, create_app, worker_state
 

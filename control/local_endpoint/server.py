@@ -41,7 +41,9 @@ from typing import Any, Callable
 from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from .jobs import BadRequest, JobError, JobStore, NotFound, Policy
+from .job import Policy
+from .job_errors import BadRequest, JobError, NotFound
+from .job_store import JobStore
 
 log = logging.getLogger(__name__)
 

@@ -1,19 +1,16 @@
 """Training jobs (named as in the product documents) and their attempts on the GPU endpoint."""
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from control.extensions import db
+from control.models.job_status import AttemptOutcome, JobStatus
 from control.models.types import JSONType, UTCDateTime, iso, new_id, utcnow
-
-STATUSES = ("pending", "queued", "provisioning", "preprocessing", "model_loading", "training",
-            "evaluating", "finalizing", "completed", "stalled", "recovering", "cancel_requested",
-            "cancelled", "failed")
-FINAL_STATUSES = ("completed", "cancelled", "failed")
-ACTIVE_STATUSES = tuple(s for s in STATUSES if s not in FINAL_STATUSES + ("pending",))
+from shared.storage.layout import JobLayout
 
 
 class TrainingJob(db.Model):
@@ -31,7 +28,7 @@ class TrainingJob(db.Model):
     preset: Mapped[str] = mapped_column(String(32))
     base_model: Mapped[str] = mapped_column(String(255))
     method: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(24), default="pending")
+    status: Mapped[str] = mapped_column(String(24), default=JobStatus.PENDING)
     current_stage: Mapped[str | None] = mapped_column(String(24))
     progress_percentage: Mapped[float] = mapped_column(Float, default=0.0)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -73,7 +70,12 @@ class TrainingJob(db.Model):
 
     @property
     def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
+        return self.status in JobStatus.FINAL
+
+    @property
+    def layout(self) -> JobLayout:
+        """Where the job's files are in object storage."""
+        return JobLayout(self.storage_prefix)
 
     @property
     def current_attempt(self) -> "JobAttempt | None":
@@ -150,11 +152,14 @@ class JobAttempt(db.Model):
             return 0.0
         return max(0.0, ((self.ended_at or now or utcnow()) - self.started_at).total_seconds())
 
-    INTERRUPTED_OUTCOMES = ("lost", "interrupted", "stalled")
+    @staticmethod
+    def new_monitor_token() -> str:
+        """A token for the one monitor chain that may read this attempt's stream."""
+        return secrets.token_hex(8)
 
     def interruption(self) -> dict | None:
         """When this attempt was interrupted and what it cost, if it was."""
-        if self.outcome not in self.INTERRUPTED_OUTCOMES:
+        if self.outcome not in AttemptOutcome.INTERRUPTIONS:
             return None
         return {"attempt": self.number, "at": iso(self.ended_at), "outcome": self.outcome,
                 "last_step": self.last_step, "steps_lost": self.steps_lost,

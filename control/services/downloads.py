@@ -21,10 +21,9 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
 from control.extensions import db
-from control.models import METRIC_FIELDS, MetricPoint, ModelArtifact, TrainingJob, iso, utcnow
-from control.services.jobs import JobStateError
+from control.models import METRIC_FIELDS, JobStatus, MetricPoint, ModelArtifact, TrainingJob, iso, utcnow
+from control.services.exceptions import JobStateError
 from control.services.storage import get_storage
-from shared.storage import join
 
 METRICS_FORMATS = ("csv", "json")
 
@@ -62,7 +61,7 @@ def link_serializer() -> URLSafeTimedSerializer:
 def completed_artifact(job: TrainingJob) -> ModelArtifact:
     """The job's artifacts row, once it has completed with an adapter; else ``JobStateError``."""
     row = db.session.scalar(select(ModelArtifact).where(ModelArtifact.training_job_id == job.id))
-    if job.status != "completed" or row is None or not row.adapter_path:
+    if job.status != JobStatus.COMPLETED or row is None or not row.adapter_path:
         raise JobStateError(job, "download from", "downloads exist once it has completed", code="not_ready")
     return row
 
@@ -70,7 +69,7 @@ def completed_artifact(job: TrainingJob) -> ModelArtifact:
 def _adapter_zip(job: TrainingJob, art: ModelArtifact) -> str:
     """Build the adapter ZIP once (in a temporary file, not in memory) and store it."""
     storage = get_storage()
-    key = join(job.storage_prefix, "downloads", "adapter.zip")
+    key = job.layout.adapter_zip
     if storage.exists(key):
         return key
     ev = art.evaluation or {}

@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+import requests
+import runpod
 from flask import current_app
 
 from shared.job_input import JobInput
@@ -23,8 +25,6 @@ class EndpointError(Exception):
 
 def endpoint():
     """A ``runpod.Endpoint`` for this deployment, built without touching the SDK's globals."""
-    import runpod
-
     cfg = current_app.config
     ep = runpod.Endpoint(cfg["RUNPOD_ENDPOINT_ID"], api_key=cfg["RUNPOD_API_KEY"])
     ep.rp_client.endpoint_url_base = (cfg.get("RUNPOD_ENDPOINT_BASE_URL") or RUNPOD_BASE_URL).rstrip("/")
@@ -32,8 +32,6 @@ def endpoint():
 
 
 def _call(fn, what: str):
-    import requests
-
     try:
         return fn()
     except requests.HTTPError as exc:

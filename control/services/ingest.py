@@ -13,18 +13,18 @@ from pydantic import ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
 
 from control.extensions import db
-from control.models import JobAttempt, MetricPoint, ModelArtifact, TrainingEvent, TrainingJob, utcnow
-from control.services.jobs import settle_cost
+from control.models import (AttemptOutcome, JobAttempt, JobStatus, MetricPoint, ModelArtifact,
+                            TrainingEvent, TrainingJob, utcnow)
+from control.services import lifecycle
 from shared.events import parse_event
-from shared.failures import RECOVERABLE, Failure
+from shared.failures import RECOVERABLE
 from shared.storage import join
 
 log = logging.getLogger(__name__)
 
 # Where each stage puts the progress bar; training fills 10-90% by step.
-STAGE_PROGRESS = {"preprocessing": 2.0, "model_loading": 5.0, "training": 10.0,
-                  "evaluating": 92.0, "finalizing": 97.0}
-LOCKED_STATUSES = ("cancel_requested", "cancelled", "completed", "failed")
+STAGE_PROGRESS = {JobStatus.PREPROCESSING: 2.0, JobStatus.MODEL_LOADING: 5.0, JobStatus.TRAINING: 10.0,
+                  JobStatus.EVALUATING: 92.0, JobStatus.FINALIZING: 97.0}
 INSERT_BATCH = 1000    # rows a statement: Postgres takes at most 65,535 bound parameters
 
 
@@ -76,14 +76,13 @@ def ingest(job: TrainingJob, attempt: JobAttempt, raws: list) -> int:
     for event in fresh:
         if event.attempt < current:
             continue          # a stale attempt (RunPod re-ran one we gave up on): logged, not applied
-        if job.status == "stalled":
-            job.status, job.stalled_at = job.current_stage or "provisioning", None
-        row = apply(job, attempt, event)
+        lifecycle.resume_from_stall(job)
+        row = apply_event(job, attempt, event)
         if row:
             metric_rows.append(row)
     if metric_rows:
         _upsert_metrics(metric_rows)
-    settle_cost(job)
+    lifecycle.settle_cost(job)
     db.session.commit()
     return len(fresh)
 
@@ -107,12 +106,12 @@ def _artifact(job: TrainingJob) -> ModelArtifact:
     return row
 
 
-def apply(job: TrainingJob, attempt: JobAttempt, event) -> dict | None:
+def apply_event(job: TrainingJob, attempt: JobAttempt, event) -> dict | None:
     """Bring the job row up to date with one new event; returns a metrics row to upsert."""
     kind = event.type
     if kind == "stage":
-        if job.status not in LOCKED_STATUSES:
-            job.status = job.current_stage = event.stage
+        if job.status not in JobStatus.LOCKED:
+            lifecycle.enter_stage(job, event.stage)
             job.progress_percentage = max(job.progress_percentage or 0.0, STAGE_PROGRESS[event.stage])
         if event.resumed_from_step is not None:
             attempt.resumed_from_step = job.current_step = event.resumed_from_step
@@ -122,7 +121,7 @@ def apply(job: TrainingJob, attempt: JobAttempt, event) -> dict | None:
             job.current_epoch, job.latest_loss, job.latest_learning_rate = event.epoch, event.loss, event.lr
             if event.eta_seconds is not None:
                 job.estimated_time_remaining_minutes = round(event.eta_seconds / 60, 2)
-            if event.total_steps and job.status not in LOCKED_STATUSES:
+            if event.total_steps and job.status not in JobStatus.LOCKED:
                 job.progress_percentage = round(10.0 + 80.0 * event.step / event.total_steps, 2)
         return {"training_job_id": job.id, "attempt": event.attempt, "step": event.step,
                 "epoch": event.epoch, "training_loss": event.loss, "learning_rate": event.lr,
@@ -150,44 +149,22 @@ def apply(job: TrainingJob, attempt: JobAttempt, event) -> dict | None:
         elif event.kind == "summary":
             art.summary_path = event.key
     elif kind == "warning":
-        if event.code == "interrupted":
-            attempt.outcome = "interrupted"
+        if event.code == "interrupted":          # the handler's warning: it checkpointed and stopped
+            attempt.outcome = AttemptOutcome.INTERRUPTED
     elif kind == "error":
         info = event.error
-        attempt.outcome, attempt.error = "failed", info.model_dump(mode="json")
-        if job.status not in ("cancelled", "completed") and info.type not in RECOVERABLE:
-            fail(job, failure_of(info))        # recoverable ones are settled when the attempt ends
+        attempt.outcome, attempt.error = AttemptOutcome.FAILED, info.model_dump(mode="json")
+        if job.status not in (JobStatus.CANCELLED, JobStatus.COMPLETED) and info.type not in RECOVERABLE:
+            lifecycle.fail(job, lifecycle.failure_of(info))   # recoverable ones are settled when the attempt ends
     elif kind == "completed":
-        attempt.outcome = "completed"
-        job.status, job.current_stage, job.progress_percentage = "completed", "finalizing", 100.0
-        job.estimated_time_remaining_minutes = 0.0
-        job.completed_at = utcnow()
-        job.error_message = job.error_type = job.error_fix = job.error_cause = None
-        job.error_user = job.error_adjustment = job.stalled_at = job.checkpoint_requested_at = None
+        lifecycle.complete(job, attempt)
     return None
-
-
-def fail(job: TrainingJob, failure: Failure) -> None:
-    """The job ends failed with a classified reason: message, cause, fix, the user's or ours."""
-    job.status = "failed"
-    job.error_type, job.error_message, job.error_fix = failure.type, failure.message, failure.fix
-    job.error_cause, job.error_user = failure.cause, failure.user_error
-    job.error_adjustment = failure.adjustment or None
-    job.stalled_at = job.checkpoint_requested_at = None
-    job.completed_at = utcnow()
-
-
-def failure_of(info) -> Failure:
-    """An ``ErrorInfo`` (from an error event) as a ``Failure``."""
-    return Failure(info.type, info.user_error, info.message, info.cause or "", info.fix or "",
-                   info.adjustment or {})
 
 
 def stored_event_log(storage, job: TrainingJob, attempt_number: int) -> list:
     """The events the handler kept in storage for one attempt (every run of it), in order."""
-    prefix = join(job.storage_prefix, "events", f"attempt-{attempt_number}")
     events = []
-    for key in storage.list(prefix):
+    for key in storage.list(job.layout.events(attempt_number)):
         if not key.endswith(".jsonl"):
             continue
         for line in storage.get_bytes(key).decode("utf-8", "replace").splitlines():

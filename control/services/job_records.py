@@ -1,4 +1,5 @@
-"""A job's records as the API and the console read them: metric points and the event log."""
+"""A job's records as the API and the console read them: metric points, the event log, and
+the support bundle that holds them all."""
 from __future__ import annotations
 
 import math
@@ -6,7 +7,7 @@ import math
 from sqlalchemy import select
 
 from control.extensions import db
-from control.models import METRIC_FIELDS, MetricPoint, TrainingEvent
+from control.models import METRIC_FIELDS, MetricPoint, TrainingEvent, TrainingJob, iso, utcnow
 
 
 def metric_points(job_id: str, since_step: int | None, max_points: int) -> tuple[list, int, int]:
@@ -44,3 +45,16 @@ def events(job_id: str, *, after_id: int = 0, types: list[str] | None = None,
         rows = db.session.scalars(stmt.order_by(TrainingEvent.id.desc()).limit(limit)).all()
         return list(reversed(rows))
     return list(db.session.scalars(stmt.order_by(TrainingEvent.id).limit(limit)))
+
+
+def support_bundle(job: TrainingJob, types: list[str] | None = None, text: str | None = None) -> dict:
+    """Everything a support ticket needs, in one document: the job and its configuration,
+    the classified error, every attempt and interruption, and the event log (all of it, or
+    the events of ``types`` / containing ``text``, as the console's event filter shows)."""
+    return {"bundle": "brightrun-support/1", "generated_at": iso(utcnow()), "job": job.to_dict(),
+            "error": {"type": job.error_type, "user_error": job.error_user, "message": job.error_message,
+                      "cause": job.error_cause, "fix": job.error_fix, "adjustment": job.error_adjustment}
+            if job.error_type else None,
+            "attempts": [a.to_dict() for a in job.attempts],
+            "filter": {"type": types[0] if types else None, "text": text},
+            "events": [e.to_dict() for e in events(job.id, types=types, text=text, limit=None)]}

@@ -4,14 +4,14 @@ from __future__ import annotations
 import hashlib
 import re
 
+from flask import current_app
+
 from control.extensions import db
 from control.models import TrainingFile, User
 from control.models.types import new_id
 from control.services.storage import get_storage
 from shared.dataset import describe, parse_bytes
-from shared.storage import join
-
-EXTENSIONS = {"brightrun-lora-v4": "json", "chat-jsonl": "jsonl"}
+from shared.storage.layout import dataset_key
 
 
 def safe_filename(name: str) -> str:
@@ -26,12 +26,12 @@ def safe_filename(name: str) -> str:
 
 def create(user: User, data: bytes, filename: str, fmt: str | None = None) -> TrainingFile:
     """Validate, store (with its sha256) and record a dataset. Raises ``DatasetError``."""
-    dataset = parse_bytes(data, name=filename, fmt=fmt)
+    dataset = parse_bytes(data, name=filename, fmt=fmt, max_bytes=current_app.config["DATASET_MAX_BYTES"])
     stats = describe(dataset)
     row = TrainingFile(id=new_id("file"), filename=safe_filename(filename), format=dataset.format,
                        sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
                        statistics=stats, created_by=user.id, storage_key="")
-    row.storage_key = join("training-files", row.id, f"dataset.{EXTENSIONS[dataset.format]}")
+    row.storage_key = dataset_key(row.id, dataset.format)
     get_storage().put_bytes(row.storage_key, data)
     db.session.add(row)
     try:

@@ -4,7 +4,7 @@ from shared.dataset.brightrun import parse_brightrun
 from shared.dataset.filters import min_quality
 from shared.dataset.folding import fold_conversation, fold_report, to_sequences
 from shared.dataset.loading import FORMATS, load_dataset, parse_bytes
-from shared.dataset.model import Conversation, Dataset, Example, Message, Sequence
+from shared.dataset.types import Conversation, Dataset, Example, Message, Sequence
 from shared.dataset.split import split_conversations
 from shared.dataset.stats import describe
 

@@ -7,7 +7,7 @@ without the field is an error. Every problem is reported, each naming its place.
 """
 from __future__ import annotations
 
-from shared.dataset.model import Conversation, Dataset, Example, Message
+from shared.dataset.types import Conversation, Dataset, Example, Message
 from shared.dataset.problems import ProblemList, read_message, type_name
 from shared.errors import DatasetError, Problem
 

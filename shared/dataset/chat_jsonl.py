@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from shared.dataset.model import Conversation, Dataset, Example, Message, Sequence
+from shared.dataset.types import Conversation, Dataset, Example, Message, Sequence
 from shared.dataset.problems import ProblemList, read_message, type_name
 from shared.errors import DatasetError
 
@@ -81,7 +81,7 @@ def parse_chat_jsonl(text: str, *, source: str | None = None) -> Dataset:
 def to_chat_jsonl(sequences: Iterable[Sequence]) -> Iterable[str]:
     """Render sequences as chat JSONL lines, marking untrained assistant messages weight 0.
 
-    >>> from shared.dataset.model import Message, Sequence
+    >>> from shared.dataset.types import Message, Sequence
     >>> s = Sequence("c", (Message("user", "hi"), Message("assistant", "hello")), (False, True), ("p1",))
     >>> list(to_chat_jsonl([s]))
     ['{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}']

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from shared.dataset.model import Conversation, Dataset
+from shared.dataset.types import Conversation, Dataset
 
 
 def min_quality(dataset: Dataset, minimum: int | None) -> Dataset:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.dataset.model import Conversation, Example, Message, Sequence
+from shared.dataset.types import Conversation, Example, Message, Sequence
 
 
 def single(example: Example) -> Sequence:
@@ -24,7 +24,7 @@ def single(example: Example) -> Sequence:
 def fold_conversation(conversation: Conversation) -> list[Sequence]:
     """Fold a conversation's examples into as few sequences as is exact.
 
-    >>> from shared.dataset.model import Conversation, Example, Message
+    >>> from shared.dataset.types import Conversation, Example, Message
     >>> s, u1, a1, u2 = (Message("system", "S"), Message("user", "u1"),
     ...                  Message("assistant", "a1"), Message("user", "u2"))
     >>> e1 = Example("p1", "c", (s, u1), "a1")

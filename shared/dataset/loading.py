@@ -1,5 +1,6 @@
 """Read a dataset file of either format, safely: size limit, encoding, JSON syntax with
-line and column, empty files, then the format's own validation."""
+line and column, empty files, then the format's own validation. The size limit is the
+caller's (its ``DATASET_MAX_BYTES``); it defaults to ``MAX_BYTES``."""
 from __future__ import annotations
 
 import json
@@ -8,13 +9,13 @@ from pathlib import Path
 
 from shared.dataset.brightrun import FORMAT_SPEC, parse_brightrun
 from shared.dataset.chat_jsonl import FORMAT as CHAT_JSONL, parse_chat_jsonl
-from shared.dataset.model import Dataset
+from shared.dataset.types import Dataset
 from shared.errors import DatasetError, Problem
 
 FORMATS = (FORMAT_SPEC, CHAT_JSONL)
 # The users' production file is 8-10 MB; anything this large is a mistake, refused
 # before it is read into memory.
-MAX_BYTES = int(os.environ.get("DATASET_MAX_BYTES", 100 * 1024 * 1024))
+MAX_BYTES = 100 * 1024 * 1024
 
 
 def detect_format(name: str, text: str) -> str:
@@ -44,11 +45,10 @@ def detect_format(name: str, text: str) -> str:
 
 
 def parse_bytes(data: bytes, *, name: str = "dataset", fmt: str | None = None,
-                max_bytes: int | None = None) -> Dataset:
+                max_bytes: int = MAX_BYTES) -> Dataset:
     """Decode, detect and validate a dataset held in memory."""
-    limit = MAX_BYTES if max_bytes is None else max_bytes
-    if len(data) > limit:
-        raise DatasetError([_too_large(len(data), limit)], source=name)
+    if len(data) > max_bytes:
+        raise DatasetError([_too_large(len(data), max_bytes)], source=name)
     if not data.strip():
         raise DatasetError([Problem("file", "the file is empty")], source=name)
     try:
@@ -79,23 +79,22 @@ def parse_bytes(data: bytes, *, name: str = "dataset", fmt: str | None = None,
 
 
 def load_dataset(path: str | os.PathLike, *, fmt: str | None = None,
-                 max_bytes: int | None = None) -> Dataset:
+                 max_bytes: int = MAX_BYTES) -> Dataset:
     """Read and validate a dataset file. Raises :class:`DatasetError` naming every problem."""
     path = Path(path)
-    limit = MAX_BYTES if max_bytes is None else max_bytes
     try:
         size = path.stat().st_size
         if path.is_dir():
             raise DatasetError([Problem("file", "is a directory, expected a dataset file")],
                                source=str(path))
-        if size > limit:
-            raise DatasetError([_too_large(size, limit)], source=str(path))
+        if size > max_bytes:
+            raise DatasetError([_too_large(size, max_bytes)], source=str(path))
         data = path.read_bytes()
     except FileNotFoundError:
         raise DatasetError([Problem("file", "no such file")], source=str(path)) from None
     except PermissionError:
         raise DatasetError([Problem("file", "permission denied")], source=str(path)) from None
-    return parse_bytes(data, name=str(path), fmt=fmt, max_bytes=limit)
+    return parse_bytes(data, name=str(path), fmt=fmt, max_bytes=max_bytes)
 
 
 def _too_large(size: int, limit: int) -> Problem:

@@ -1,7 +1,7 @@
 """Collects every problem in an input, each with its place, capped for display."""
 from __future__ import annotations
 
-from shared.dataset.model import ROLES, Message
+from shared.dataset.types import ROLES, Message
 from shared.errors import Problem
 
 MAX_LISTED = 200

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 
-from shared.dataset.model import Conversation
+from shared.dataset.types import Conversation
 from shared.errors import ConfigError, Problem
 
 
@@ -23,7 +23,7 @@ def split_conversations(conversations: list[Conversation], fraction: float = 0.2
     training and validation (unless a tiny dataset had to borrow one: both parts always
     keep at least one conversation). Both parts keep the file's order.
 
-    >>> from shared.dataset.model import Conversation
+    >>> from shared.dataset.types import Conversation
     >>> convs = [Conversation(f"c{i}", ()) for i in range(100)]
     >>> train, val = split_conversations(convs, 0.2, seed=1)
     >>> len(train), len(val), {c.id for c in train} & {c.id for c in val}

@@ -5,7 +5,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from shared.dataset.folding import fold_report, to_sequences
-from shared.dataset.model import Dataset, Sequence
+from shared.dataset.types import Dataset, Sequence
 
 SCAFFOLDING_KEYS = ("persona_key", "emotional_arc_key", "training_topic_key")
 

@@ -81,7 +81,7 @@ def browser():
     asyncio loop running while it is open, which breaks later tests that call asyncio.run()."""
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(f"browser tests need Chromium at {CHROMIUM}: install Debian's package "
-                    "(apt-get install chromium; .ci/run does this). Playwright's own browser "
+                    "(apt-get install chromium; make test does this). Playwright's own browser "
                     "download is not used.", pytrace=False)
     from playwright.sync_api import sync_playwright
 

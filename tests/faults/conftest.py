@@ -99,13 +99,13 @@ def reference_adapter(tmp_path_factory):
     def reference(job) -> dict:
         from safetensors.torch import load_file
 
-        from control.services import jobs
+        from control.services.job_input import job_input as input_of
         from control.services.storage import get_storage
         from handler.recipe import Recipe
         from shared.job_input import JobInput
         from shared.storage import LocalStorage
 
-        job_input = jobs.job_input(job, 1)
+        job_input = input_of(job, 1)
         key = job_input.fingerprint()
         if key not in _references:
             store = LocalStorage(tmp_path_factory.mktemp("reference"))

@@ -81,7 +81,7 @@ def test_checkpoint_now_retry_with_the_fix_and_continue_from_a_checkpoint(
     assert bad.status_code == 400 and "lora_r: 16 → 4" in bad.json()["error"]["message"]
 
     # Retry a job that ran out of GPU memory: the suggested adjustment is applied and listed.
-    from control.services.ingest import fail
+    from control.services.lifecycle import fail
     from shared.failures import out_of_memory
     oom = http.post("/training/jobs", json={**body, "start": False,
                                             "hyperparameters": {**body["hyperparameters"], "batch_size": 4,

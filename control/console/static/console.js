@@ -218,7 +218,7 @@
         live("error-cause").textContent = job.error.cause || "see the event log below.";
         live("error-fix").textContent = job.error.fix || "see the event log below.";
       }
-      live("stalled").hidden = job.status !== "stalled";
+      live("stalled").hidden = !job.stalled;
       live("stalled_since").textContent = job.stalled_since || "";
       root.dataset.status = job.status;
     }

@@ -1,4 +1,4 @@
-"""The dataset domain model: conversations of training examples, whatever the file format.
+"""The dataset's types: conversations of training examples, whatever the file format.
 
 An :class:`Example` is one training target (an assistant reply) with the exact prompt it
 answers. A :class:`Sequence` is what the model is trained on: messages in order, some of

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
-from control.api import bp
+from control.api.blueprint import bp
 from control.api.requests import json_body, query_args
 from control.schemas import CreateJob, JobListQuery, RetryJob
-from control.services import jobs
+from control.services import checkpoints, lifecycle, retries, training_jobs
+from control.services.access import visible_job
+from control.services.job_records import support_bundle as bundle_of
 
 
 def _detail(job) -> dict:
@@ -18,61 +20,61 @@ def _detail(job) -> dict:
 
 @bp.post("/training/jobs")
 def create_job():
-    job = jobs.create(g.user, json_body(CreateJob))
+    job = training_jobs.create(g.user, json_body(CreateJob))
     return jsonify(_detail(job)), 201
 
 
 @bp.get("/training/jobs")
 def list_jobs():
     query = query_args(JobListQuery)
-    rows, total = jobs.list_jobs(g.user, query)
+    rows, total = training_jobs.list_jobs(g.user, query)
     return jsonify(data=[j.to_dict() for j in rows], page=query.page, per_page=query.per_page,
                    total=total)
 
 
 @bp.get("/training/jobs/<job_id>")
 def get_job(job_id):
-    return jsonify(_detail(jobs.visible_job(g.user, job_id)))
+    return jsonify(_detail(visible_job(g.user, job_id)))
 
 
 @bp.post("/training/jobs/<job_id>/start")
 def start_job(job_id):
-    return jsonify(_detail(jobs.start(jobs.visible_job(g.user, job_id)))), 202
+    return jsonify(_detail(lifecycle.start(visible_job(g.user, job_id)))), 202
 
 
 @bp.post("/training/jobs/<job_id>/cancel")
 def cancel_job(job_id):
-    return jsonify(_detail(jobs.cancel(jobs.visible_job(g.user, job_id), by=g.user.email))), 202
+    return jsonify(_detail(lifecycle.request_cancel(visible_job(g.user, job_id), by=g.user.email))), 202
 
 
 @bp.delete("/training/jobs/<job_id>")
 def delete_job(job_id):
-    jobs.delete(jobs.visible_job(g.user, job_id))
+    training_jobs.delete(visible_job(g.user, job_id))
     return "", 204
 
 
 @bp.post("/training/jobs/<job_id>/checkpoint")
 def checkpoint_job(job_id):
     """Checkpoint at the next step (before a planned shutdown); the event log shows it."""
-    return jsonify(_detail(jobs.request_checkpoint(jobs.visible_job(g.user, job_id)))), 202
+    return jsonify(_detail(checkpoints.request_checkpoint(visible_job(g.user, job_id)))), 202
 
 
 @bp.get("/training/jobs/<job_id>/checkpoints")
 def job_checkpoints(job_id):
-    job = jobs.visible_job(g.user, job_id)
-    return jsonify(job_id=job.id, data=jobs.checkpoints(job))
+    job = visible_job(g.user, job_id)
+    return jsonify(job_id=job.id, data=checkpoints.checkpoints(job))
 
 
 @bp.post("/training/jobs/<job_id>/retry")
 def retry_job(job_id):
     """A new job from a finished one, with the failure's adjustment; the changes are listed."""
-    new, changes = jobs.retry(g.user, jobs.visible_job(g.user, job_id), json_body(RetryJob))
+    new, changes = retries.retry(g.user, visible_job(g.user, job_id), json_body(RetryJob))
     return jsonify({**_detail(new), "changes": changes}), 201
 
 
 @bp.get("/training/jobs/<job_id>/support-bundle")
 def support_bundle(job_id):
     """The job, its configuration, error, attempts and event log as one JSON file."""
-    job = jobs.visible_job(g.user, job_id)
-    return jsonify(jobs.support_bundle(job)), 200, {
+    job = visible_job(g.user, job_id)
+    return jsonify(bundle_of(job)), 200, {
         "Content-Disposition": f'attachment; filename="{job.id}-support-bundle.json"'}

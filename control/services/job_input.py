@@ -1,0 +1,24 @@
+"""The job input an attempt is dispatched with (``shared/job_input.py``, the one contract
+control → handler): storage keys and settings, never secrets."""
+from __future__ import annotations
+
+from control.extensions import db
+from control.models import TrainingFile, TrainingJob
+from shared.job_input import (CheckpointSettings, DatasetRef, Hyperparameters, JobInput,
+                              ValidationSettings)
+
+
+def job_input(job: TrainingJob, attempt: int, time_left_s: float | None = None) -> JobInput:
+    """Attempt ``attempt`` of ``job``, allowed ``time_left_s`` of the job's time limit."""
+    training_file = db.session.get(TrainingFile, job.training_file_id)
+    conf = job.configuration
+    return JobInput(
+        job_id=job.id, attempt=attempt,
+        dataset=DatasetRef(key=training_file.storage_key, sha256=training_file.sha256,
+                           format=training_file.format),
+        base_model=job.base_model, method=job.method, preset=job.preset,
+        hyperparameters=Hyperparameters.model_validate(conf["hyperparameters"]),
+        checkpoint=CheckpointSettings(every_steps=conf["checkpoint_every_steps"], prefix=job.storage_prefix,
+                                      init_from=conf.get("init_from")),
+        validation=ValidationSettings(),
+        time_limit_seconds=max(1, int(time_left_s)) if time_left_s is not None else None)

@@ -1,0 +1,154 @@
+"""Training jobs: settle their settings, estimate them, create, list and delete them.
+
+Starting, cancelling and everything after are the lifecycle's (``lifecycle.py``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from control.extensions import db
+from control.models import JobStatus, TrainingFile, TrainingJob, User, new_id
+from control.schemas import CreateJob, JobListQuery
+from control.services import lifecycle
+from control.services.access import visible_file
+from control.services.checkpoints import continue_point
+from control.services.exceptions import JobStateError
+from control.services.storage import get_storage
+from shared import cost
+from shared.errors import ConfigError, Problem
+from shared.job_input import CheckpointSettings, Hyperparameters
+from shared.storage.layout import JobLayout
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What a job trains with, once this deployment's defaults are filled in."""
+
+    hyperparameters: Hyperparameters
+    checkpoint_every_steps: int
+    base_model: str
+    method: str
+    gpu_type: str
+
+
+def resolve_settings(preset: str, overrides: dict, base_model: str | None, method: str | None,
+                     gpu_type: str | None) -> JobSettings:
+    """A preset with single overrides, and the defaults this deployment fills in. Raises
+    ``ConfigError`` naming the setting."""
+    overrides = dict(overrides)
+    every = overrides.pop("checkpoint_every_steps", None) or CheckpointSettings.model_fields["every_steps"].default
+    hp = Hyperparameters.for_preset(preset, overrides)
+    cfg = current_app.config
+    gpu_type = gpu_type or cfg["DEFAULT_GPU_TYPE"]
+    if gpu_type not in cost.GPU_CATALOG:
+        raise ConfigError([Problem("gpu", f"unknown GPU type {gpu_type!r}: expected one of "
+                                   + ", ".join(cost.GPU_CATALOG), "gpu.type")])
+    return JobSettings(hp, every, base_model or cfg["DEFAULT_BASE_MODEL"], method or cfg["DEFAULT_METHOD"],
+                       gpu_type)
+
+
+def estimate_for(training_file: TrainingFile, settings: JobSettings, pricing: str) -> cost.Estimate:
+    """Cost and duration of training ``training_file`` with ``settings``."""
+    stats, hp = training_file.statistics, settings.hyperparameters
+    return cost.estimate(tokens=stats["tokens"]["folded"], trainable_pairs=stats["trainable_pairs"],
+                         num_epochs=hp.num_epochs, targets_per_step=hp.targets_per_step,
+                         base_model=settings.base_model, method=settings.method,
+                         gpu_type=settings.gpu_type, pricing=pricing, max_steps=hp.max_steps,
+                         lora_r=hp.lora_r)
+
+
+def create(user: User, req: CreateJob) -> TrainingJob:
+    """A pending job from a validated request (started too if it says ``start``). Commits."""
+    training_file = visible_file(user, req.training_file_id)
+    overrides = req.hyperparameters.model_dump(exclude_none=True)
+    settings = resolve_settings(req.preset, overrides, req.base_model, req.method, req.gpu.type)
+    hp = settings.hyperparameters
+    est = estimate_for(training_file, settings, req.gpu.pricing)
+    job_id = new_id("tj")
+    init_from, source = None, None
+    if req.continue_from is not None:
+        source, init_from = continue_point(user, req.continue_from.job_id, req.continue_from.step,
+                                           settings.base_model, settings.method, hp)
+    job = TrainingJob(
+        id=job_id, training_file_id=training_file.id,
+        name=req.name or f"{training_file.filename} · {req.preset}",
+        description=req.description, notes=req.notes, tags=list(req.tags), preset=req.preset,
+        base_model=settings.base_model, method=settings.method, gpu_type=settings.gpu_type,
+        gpu_pricing_tier=req.gpu.pricing,
+        configuration={"hyperparameters": hp.model_dump(mode="json"),
+                       "overrides": overrides, "checkpoint_every_steps": settings.checkpoint_every_steps,
+                       "gpu": {"type": settings.gpu_type, "pricing": req.gpu.pricing,
+                               "price_per_hour": est.price_per_hour},
+                       "base_model": settings.base_model, "method": settings.method,
+                       "estimate": est.to_dict(),
+                       **({"init_from": init_from,
+                           "continue_from": {"job_id": source.id, "step": req.continue_from.step}}
+                          if init_from else {})},
+        cost_estimate=est.cost_usd, estimated_duration_minutes=est.duration_minutes,
+        storage_prefix=JobLayout.for_job(job_id).prefix, status=JobStatus.PENDING, created_by=user.id,
+        retried_from_id=source.id if source else None)
+    db.session.add(job)
+    db.session.commit()
+    if req.start:
+        lifecycle.start(job)
+    return job
+
+
+def delete(job: TrainingJob) -> None:
+    """Delete a job that is not running, with everything it stored. Commits."""
+    if job.status not in JobStatus.deletable():
+        raise JobStateError(job, "delete", "cancel it first")
+    continuing = [j.id for j in db.session.scalars(select(TrainingJob).where(
+        TrainingJob.retried_from_id == job.id, TrainingJob.status.not_in(JobStatus.FINAL)))
+        if (j.configuration or {}).get("init_from")]
+    if continuing:
+        raise JobStateError(job, "delete", f"job {continuing[0]} continues from its checkpoints; "
+                            "wait for it to finish")
+    get_storage().delete_prefix(job.storage_prefix)
+    db.session.delete(job)
+    db.session.commit()
+
+
+SORTS = {
+    "newest": (TrainingJob.created_at.desc(), TrainingJob.id.desc()),
+    "oldest": (TrainingJob.created_at.asc(), TrainingJob.id.asc()),
+    "name": (db.func.lower(TrainingJob.name).asc(), TrainingJob.id.asc()),
+    "status": (TrainingJob.status.asc(), TrainingJob.created_at.desc()),
+    "cost": (TrainingJob.actual_cost.desc(), TrainingJob.created_at.desc()),
+    "progress": (TrainingJob.progress_percentage.desc(), TrainingJob.created_at.desc()),
+}
+
+
+def list_jobs(user: User, query: JobListQuery) -> tuple[list[TrainingJob], int]:
+    """A page of the jobs ``user`` may see, filtered and sorted as ``query`` says, and how
+    many match in all."""
+    stmt = select(TrainingJob)
+    if not user.is_admin:
+        stmt = stmt.where(TrainingJob.created_by == user.id)
+    elif query.created_by:
+        creator = db.session.scalar(select(User).where(User.email == query.created_by))
+        stmt = stmt.where(TrainingJob.created_by == (creator.id if creator else query.created_by))
+    if query.status:
+        stmt = stmt.where(TrainingJob.status.in_([s.strip() for s in query.status.split(",")]))
+    if query.created_after:
+        stmt = stmt.where(TrainingJob.created_at >= query.created_after)
+    if query.created_before:
+        stmt = stmt.where(TrainingJob.created_at < query.created_before)
+    if query.preset:
+        stmt = stmt.where(TrainingJob.preset == query.preset)
+    if query.q:
+        like = f"%{query.q}%"
+        stmt = stmt.where(TrainingJob.name.ilike(like) | TrainingJob.notes.ilike(like)
+                          | TrainingJob.description.ilike(like))
+    if query.tag:
+        # JSON containment differs by database: match the quoted tag in the list's text.
+        stmt = stmt.where(db.cast(TrainingJob.tags, db.String).ilike(f'%"{query.tag}"%'))
+    total = db.session.scalar(select(db.func.count()).select_from(stmt.subquery()))
+    rows = db.session.scalars(stmt.options(selectinload(TrainingJob.attempts))
+                              .order_by(*SORTS[query.sort])
+                              .limit(query.per_page).offset((query.page - 1) * query.per_page)).all()
+    return rows, total
