@@ -1,4 +1,6 @@
-"""Uploaded datasets: validated before they are stored, with their statistics."""
+"""Uploaded datasets. The bytes are stored first; a task then validates and analyses the file
+once (``validating`` → ``ready`` or ``invalid``), and pages and API reads use what it stored:
+the statistics, a preview, or every problem with its place."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -6,8 +8,16 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from enum import StrEnum
+
 from control.extensions import db
 from control.models.types import JSONType, UTCDateTime, iso, new_id, utcnow
+
+
+class TrainingFileStatus(StrEnum):
+    VALIDATING = "validating"   # stored; its validation task has not finished
+    READY = "ready"             # valid: statistics and preview stored, jobs may use it
+    INVALID = "invalid"         # every problem stored, with its place
 
 
 class TrainingFile(db.Model):
@@ -15,16 +25,21 @@ class TrainingFile(db.Model):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("file"))
     filename: Mapped[str] = mapped_column(String(255))
-    format: Mapped[str] = mapped_column(String(32))
+    format: Mapped[str | None] = mapped_column(String(32))     # known once validated
     storage_key: Mapped[str] = mapped_column(String(512))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
-    statistics: Mapped[dict] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(16), default=TrainingFileStatus.VALIDATING)
+    statistics: Mapped[dict | None] = mapped_column(JSONType)
+    problems: Mapped[list | None] = mapped_column(JSONType)     # when invalid: every problem, placed
+    preview: Mapped[list | None] = mapped_column(JSONType)      # the first conversations as trained
+    validated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def to_dict(self) -> dict:
         return {"id": self.id, "filename": self.filename, "format": self.format,
-                "sha256": self.sha256, "size_bytes": self.size_bytes,
-                "statistics": self.statistics, "created_by": self.created_by,
+                "sha256": self.sha256, "size_bytes": self.size_bytes, "status": self.status,
+                "statistics": self.statistics, "problems": self.problems,
+                "validated_at": iso(self.validated_at), "created_by": self.created_by,
                 "created_at": iso(self.created_at)}

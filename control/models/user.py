@@ -1,4 +1,5 @@
-"""People and their API tokens. Tokens are stored as sha256 hashes, shown once."""
+"""People, their API tokens and their console sessions. Tokens and session ids are stored as
+sha256 hashes only; a token is shown once."""
 from __future__ import annotations
 
 import hashlib
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from control.extensions import db
-from control.models.types import UTCDateTime, new_id, utcnow
+from control.models.types import UTCDateTime, iso, new_id, utcnow
 
 ROLES = ("admin", "engineer")
 TOKEN_PREFIX = "brt_"
@@ -29,12 +30,18 @@ class User(db.Model):
     role: Mapped[str] = mapped_column(String(16), default="engineer")
     password_hash: Mapped[str | None] = mapped_column(String(255))   # console login; null: none yet
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # set: no session or token works
 
     tokens: Mapped[list["ApiToken"]] = relationship(back_populates="user", cascade="all, delete-orphan")
+    sessions: Mapped[list["ConsoleSession"]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def is_active(self) -> bool:
+        return self.deactivated_at is None
 
     def set_password(self, password: str) -> None:
         """Store a salted scrypt hash; refuses passwords shorter than ``MIN_PASSWORD_LENGTH``."""
@@ -57,11 +64,49 @@ class ApiToken(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)    # null: until revoked
 
     user: Mapped[User] = relationship(back_populates="tokens")
 
     @classmethod
-    def issue(cls, user: User, name: str | None = None) -> tuple["ApiToken", str]:
+    def issue(cls, user: User, name: str | None = None,
+              expires_at: datetime | None = None) -> tuple["ApiToken", str]:
         """A new token for ``user``; the plain token is returned once and never stored."""
         plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        return cls(user=user, token_hash=hash_token(plain), display_prefix=plain[:10], name=name), plain
+        return cls(user=user, token_hash=hash_token(plain), display_prefix=plain[:10], name=name,
+                   expires_at=expires_at), plain
+
+    def is_valid(self, now: datetime | None = None) -> bool:
+        """Not revoked, not expired, and its user not deactivated."""
+        now = now or utcnow()
+        return (self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+                and self.user.is_active)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "prefix": self.display_prefix,
+                "created_at": iso(self.created_at), "last_used_at": iso(self.last_used_at),
+                "expires_at": iso(self.expires_at), "revoked_at": iso(self.revoked_at)}
+
+
+class ConsoleSession(db.Model):
+    """A signed-in console session, kept on the server: the cookie carries only its random id
+    (stored here as a sha256), so signing out, a password change or a deactivation ends it at
+    once, whatever copies of the cookie exist."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("ses"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+
+    user: Mapped[User] = relationship(back_populates="sessions")
+
+    def is_valid(self, now: datetime | None = None) -> bool:
+        now = now or utcnow()
+        return self.revoked_at is None and self.expires_at > now and self.user.is_active

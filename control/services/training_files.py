@@ -7,7 +7,7 @@ import re
 from flask import current_app
 
 from control.extensions import db
-from control.models import TrainingFile, User
+from control.models import TrainingFile, TrainingFileStatus, User, utcnow
 from control.models.types import new_id
 from control.services.storage import get_storage
 from shared.dataset import describe, parse_bytes
@@ -30,7 +30,8 @@ def create(user: User, data: bytes, filename: str, fmt: str | None = None) -> Tr
     stats = describe(dataset)
     row = TrainingFile(id=new_id("file"), filename=safe_filename(filename), format=dataset.format,
                        sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
-                       statistics=stats, created_by=user.id, storage_key="")
+                       statistics=stats, created_by=user.id, storage_key="",
+                       status=TrainingFileStatus.READY, validated_at=utcnow())
     row.storage_key = dataset_key(row.id, dataset.format)
     get_storage().put_bytes(row.storage_key, data)
     db.session.add(row)
