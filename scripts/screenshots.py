@@ -12,6 +12,7 @@ phone's. The PNGs land in ``screenshots/`` (kept out of git).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -101,7 +102,9 @@ def seed(app) -> dict:
         db.session.add(user)
         db.session.commit()
         sample = (ROOT / "examples" / "sample_dataset.json").read_bytes()
-        tf = training_files.create(user, sample, "financial_planner_sample.json")
+        tf = training_files.create(user, io.BytesIO(sample), "financial_planner_sample.json")
+        training_files.validate(tf.id)          # the upload's task, run here
+        db.session.refresh(tf)
         pages["file"] = tf.id
 
         def job(name, preset, steps, total, end, tags, notes=None, pricing="spot", interrupted=False):

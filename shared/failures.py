@@ -130,12 +130,41 @@ _PATTERNS: list[tuple[ErrorType, str, str, str]] = [
 ]
 
 
+# A base model the worker could not read, in the loaders' own words. Those words name the
+# worker's paths and say what is (not) in them, so the message is replaced, never passed on.
+_MODEL_UNAVAILABLE = re.compile(
+    r"is not available to the worker|is not a local folder and is not a valid model identifier|"
+    r"does not appear to have a file named|Can't load (the )?(tokenizer|config|model|configuration)|"
+    r"Incorrect path_or_model_id|no file named .* found in directory|Unrecognized model in|"
+    r"couldn't connect to .* to load (this|the) files?", re.I)
+MODEL_UNAVAILABLE_FIX = ("Choose one of the base models this deployment allows (GET /api/base-models). "
+                         "An operator makes a model available on the worker: a Hugging Face id it can "
+                         "download (a gated or private one needs HF_TOKEN in the worker's environment), "
+                         "or a model directory or .gguf file on its disk.")
+
+
+def model_unavailable(name: str | None = None) -> Failure:
+    """The one failure for a base model the worker cannot use: never where it looked or
+    what it found.
+
+    >>> f = classify_text("OSError: /root/.ssh does not appear to have a file named config.json")
+    >>> f.type, f.message
+    ('base_model_access', 'the base model is not available to the worker')
+    """
+    what = f"base model {name!r}" if name else "the base model"
+    return Failure(ErrorType.BASE_MODEL_ACCESS.value, True, f"{what} is not available to the worker",
+                   CAUSES[ErrorType.BASE_MODEL_ACCESS], MODEL_UNAVAILABLE_FIX)
+
+
 def classify_text(text: str, *, settings: dict | None = None, gpu_memory_gb: float | None = None) -> Failure:
     """A failure known only by its text (an exception's ``Type: message``, RunPod's error)."""
     text = str(text or "").strip()
     if re.search(r"out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|CUDNN_STATUS_ALLOC_FAILED",
                  text, re.I):
         return out_of_memory(settings, gpu_memory_gb, _first_line(text))
+    if _MODEL_UNAVAILABLE.search(text):
+        named = re.search(r"base model ('[^']{1,255}') is not available", text)
+        return model_unavailable(named.group(1).strip("'") if named else None)
     for kind, pattern, cause, fix in _PATTERNS:
         if re.search(pattern, text, re.I):
             return Failure(kind.value, kind.is_user_error, _first_line(text) or kind.value, cause, fix)
@@ -153,8 +182,21 @@ def of_kind(kind: ErrorType, message: str) -> Failure:
     return Failure(kind.value, kind.is_user_error, message, cause, fix)
 
 
+# An absolute path on the worker's disk (not a URL's path): an internal error's text may name
+# one, and the message goes to whoever submitted the job.
+_WORKER_PATH = re.compile(r"(?<![\w:/.~-])~?/(?:[\w.@+-]+/)*[\w.@+-]+/?")
+
+
 def internal(text: str) -> Failure:
-    return Failure(ErrorType.INTERNAL.value, False, _first_line(text) or "an unexpected error",
+    """A fault of ours; the message keeps the text's first line, its worker paths left out.
+
+    >>> internal("FileNotFoundError: [Errno 2] No such file or directory: '/root/.ssh/id_rsa'").message
+    "FileNotFoundError: [Errno 2] No such file or directory: '<path>'"
+    >>> internal("HTTPError: 500 for url: https://example.com/a/b").message
+    'HTTPError: 500 for url: https://example.com/a/b'
+    """
+    return Failure(ErrorType.INTERNAL.value, False,
+                   _WORKER_PATH.sub("<path>", _first_line(text)) or "an unexpected error",
                    "A fault in the platform's own code.",
                    "Retry the job; if it fails the same way, send the support bundle "
                    "(job page > Export, or GET .../support-bundle) to the platform team.")

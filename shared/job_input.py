@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Optional, Union, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic_core import PydanticCustomError
 
 from shared.errors import ConfigError, Problem
 from shared.presets import DEFAULT_PRESET, PRESETS
@@ -20,6 +21,8 @@ from shared.validation import config_error
 
 Method = Literal["qlora", "lora"]
 PresetName = Literal["conservative", "balanced", "aggressive"]
+MAX_STEPS = 1_000_000          # optimizer steps: far beyond any fine-tune, far below overflow
+MAX_SEED = 2**32 - 1           # what every random generator the recipe seeds accepts
 
 
 class _Strict(BaseModel):
@@ -43,10 +46,11 @@ class Hyperparameters(_Strict):
         "share of the optimizer steps over which the learning rate warms up"))]
     max_seq_length: Annotated[int, Field(ge=32, le=131072, description=(
         "longest training sequence in tokens (pairs ending beyond it are skipped)"))]
-    max_steps: Annotated[int | None, Field(ge=1, description="stop after this many optimizer steps")] = None
+    max_steps: Annotated[int | None, Field(ge=1, le=MAX_STEPS, description=(
+        "stop after this many optimizer steps"))] = None
     lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 0.0
-    max_grad_norm: Annotated[float, Field(gt=0)] = 1.0
+    max_grad_norm: Annotated[float, Field(gt=0, le=1000)] = 1.0
 
     @property
     def targets_per_step(self) -> int:
@@ -79,7 +83,8 @@ class DatasetRef(_Strict):
 
 
 class CheckpointSettings(_Strict):
-    every_steps: Annotated[int, Field(ge=1, description="save a checkpoint every N optimizer steps")] = 100
+    every_steps: Annotated[int, Field(ge=1, le=MAX_STEPS, description=(
+        "save a checkpoint every N optimizer steps"))] = 100
     prefix: Annotated[str, Field(description="storage prefix for checkpoints and outputs; "
                                  "keyed by the training job, not the RunPod job")]
     init_from: Annotated[str | None, Field(description=(
@@ -89,7 +94,7 @@ class CheckpointSettings(_Strict):
 
 class ValidationSettings(_Strict):
     fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2
-    seed: int = 42
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 42
 
 
 class DataSettings(_Strict):
@@ -99,7 +104,7 @@ class DataSettings(_Strict):
 
 class JobInput(_Strict):
     job_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
-    attempt: Annotated[int, Field(ge=1)] = 1
+    attempt: Annotated[int, Field(ge=1, le=1000)] = 1
     dataset: DatasetRef
     base_model: Annotated[str, Field(min_length=1)] = "embedded"
     method: Method = "lora"
@@ -108,8 +113,8 @@ class JobInput(_Strict):
     checkpoint: CheckpointSettings
     validation: ValidationSettings = ValidationSettings()
     data: DataSettings = DataSettings()
-    seed: int = 42
-    time_limit_seconds: Annotated[int | None, Field(ge=1, description=(
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 42
+    time_limit_seconds: Annotated[int | None, Field(ge=1, le=2**31 - 1, description=(
         "this attempt's share of the job's hard time limit: the handler checkpoints and stops "
         "before it runs out"))] = None
 
@@ -156,8 +161,8 @@ OVERRIDABLE: tuple[str, ...] = (
     "num_epochs", "batch_size", "gradient_accumulation_steps", "learning_rate", "lora_r",
     "lora_alpha", "lora_dropout", "warmup_ratio", "max_seq_length", "max_steps",
     "checkpoint_every_steps")
-# The one bound a request adds to the job input's: the contract itself has no upper limit on
-# the checkpoint interval (a benchmark runs without checkpoints).
+# The one bound a request tightens: the contract lets the checkpoint interval reach the step
+# limit (a benchmark runs without checkpoints); a request's job checkpoints at least this often.
 REQUEST_BOUNDS: dict[str, tuple] = {"checkpoint_every_steps": (Le(100_000),)}
 _BOUND_NAMES = {Gt: "gt", Ge: "ge", Lt: "lt", Le: "le"}
 
@@ -205,10 +210,12 @@ def job_setting(name: str) -> Setting:
 
 
 def request_setting(name: str) -> Setting:
-    """An overridable setting as a request may set it: the job input's, with
-    :data:`REQUEST_BOUNDS` on top."""
+    """An overridable setting as a request may set it: the job input's, with the bounds of
+    :data:`REQUEST_BOUNDS` in place of the job input's of the same kind."""
     s = job_setting(name)
-    return replace(s, constraints=s.constraints + REQUEST_BOUNDS.get(name, ()))
+    tighter = REQUEST_BOUNDS.get(name, ())
+    kept = tuple(c for c in s.constraints if type(c) not in {type(t) for t in tighter})
+    return replace(s, constraints=kept + tighter)
 
 
 class _Settings(BaseModel):
@@ -219,23 +226,52 @@ def _float_from_int(cls, v):
     return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
 
+def whole_number(v):
+    """A JSON number with no fractional part as the integer it is (JSON Schema's ``integer``
+    counts ``90.0``); a fraction is refused by name; anything else (booleans too) is left to
+    the strict integer check.
+
+    >>> whole_number(90.0), whole_number(True), whole_number("7")
+    (90, True, '7')
+    >>> whole_number(90.5)
+    Traceback (most recent call last):
+    pydantic_core._pydantic_core.PydanticCustomError: expected a whole number, got 90.5
+    """
+    if isinstance(v, float):
+        if v.is_integer():
+            return int(v)
+        raise PydanticCustomError("int_from_float", "expected a whole number, got {value}", {"value": v})
+    return v
+
+
+def _ints_from_whole_floats(cls, v):
+    return whole_number(v)
+
+
 def overrides_model(model_name: str, names: tuple[str, ...] = OVERRIDABLE, *,
                     base: type[BaseModel] | None = None, doc: str | None = None) -> type[BaseModel]:
     """An all-optional model of single settings (None: keep the preset's), each with the
     bounds and description of :func:`request_setting`; strict and closed unless ``base``
-    says otherwise, and a whole number is accepted for a float setting (as that float).
+    says otherwise; a whole number is accepted for a float setting (as that float), and a
+    float with no fractional part for an integer setting (as that integer: ``90.0`` is 90).
 
     >>> M = overrides_model("M", ("num_epochs", "learning_rate"))
     >>> M(learning_rate=1), list(M.model_fields)
     (M(num_epochs=None, learning_rate=1.0), ['num_epochs', 'learning_rate'])
     >>> M.model_json_schema()["properties"]["num_epochs"]["anyOf"][0]
     {'maximum': 100, 'minimum': 1, 'type': 'integer'}
+    >>> M.model_validate_json('{"num_epochs": 3.0}').num_epochs
+    3
     """
     settings = [request_setting(n) for n in names]
     fields = {s.name: (Optional[s.annotation], Field(None, description=s.description))
               for s in settings}
     floats = [s.name for s in settings if s.type is float]
-    validators = ({"_ints_are_numbers": field_validator(*floats, mode="before")(_float_from_int)}
-                  if floats else None)
+    ints = [s.name for s in settings if s.type is int]
+    validators = {}
+    if floats:
+        validators["_ints_are_numbers"] = field_validator(*floats, mode="before")(_float_from_int)
+    if ints:
+        validators["_whole_floats_are_ints"] = field_validator(*ints, mode="before")(_ints_from_whole_floats)
     return create_model(model_name, __base__=base or _Settings, __doc__=doc,
-                        __validators__=validators, **fields)
+                        __validators__=validators or None, **fields)

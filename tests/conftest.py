@@ -146,6 +146,12 @@ def app(request, tmp_path):
         "QUEUE_NAME": f"test-{uuid.uuid4().hex[:8]}",
         "STORAGE_ENV": {"STORAGE_BACKEND": "local", "STORAGE_LOCAL_ROOT": str(tmp_path / "storage")},
         "SECRET_KEY": "test-secret", "MONITOR_INTERVAL_SECONDS": 0,
+        # The tests' base models, as an operator lists them (a test that trains the tiny model
+        # gets its directory on the list); and a request rate no test reaches by accident.
+        "BASE_MODELS": ("meta-llama/Meta-Llama-3-70B-Instruct", "embedded",
+                        *([request.getfixturevalue("tiny_model_dir")]
+                          if "tiny_model_dir" in request.fixturenames else [])),
+        "API_RATE_LIMIT": "100000 per minute",
     })
     if url not in _migrated or request.param == "sqlite":
         _fresh_schema(app)
@@ -202,13 +208,17 @@ def auth(make_user):
 
 
 @pytest.fixture
-def upload(client, auth):
-    """Upload bytes as a training file; returns the response."""
+def upload(app, client, auth):
+    """Upload bytes as a training file with ``?wait=true``, its validation task run in this
+    process meanwhile; returns the response (201 with statistics, or 422 with every problem)."""
     def do(data: bytes, filename="data.json", headers=None):
         import io
-        return client.post("/api/training-files", headers=headers or auth,
-                           data={"file": (io.BytesIO(data), filename)},
-                           content_type="multipart/form-data")
+
+        from tests.validation_tasks import validating_in_background
+        with validating_in_background(app):
+            return client.post("/api/training-files?wait=true", headers=headers or auth,
+                               data={"file": (io.BytesIO(data), filename)},
+                               content_type="multipart/form-data")
     return do
 
 

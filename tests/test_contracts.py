@@ -134,7 +134,7 @@ def _number_schema(prop: dict) -> dict:
 def _job_input_settings() -> dict[str, dict]:
     """Every single setting a request may override, with its type and bounds, read from the
     job input's own JSON schema: the numbers a preset fills, the step limit, and the
-    checkpoint interval (which a request caps at 100000; the job input does not)."""
+    checkpoint interval (which a request caps at 100000, below the job input's cap)."""
     schema = JobInput.model_json_schema()
     hp = schema["$defs"]["Hyperparameters"]["properties"]
     preset_filled = PRESETS["balanced"].hyperparameters()
@@ -208,7 +208,8 @@ def test_pipeline_train_has_an_option_per_single_setting_checked_by_the_job_inpu
     import click
     from control import cli
     truth = _job_input_settings()
-    truth["checkpoint_every_steps"].pop("maximum")        # a request's cap, not the job input's
+    every = JobInput.model_json_schema()["$defs"]["CheckpointSettings"]["properties"]["every_steps"]
+    truth["checkpoint_every_steps"]["maximum"] = every["maximum"]    # the job input's cap, not a request's
     command = cli.main.commands["train"]
     options = {p.opts[0]: p for p in command.params if isinstance(p, click.Option)}
     flags = {name: cli.setting_flag(name) for name in truth}

@@ -92,10 +92,14 @@ def test_a_storage_outage_is_the_platforms_and_recoverable(tiny_model_dir, small
 
 def test_a_base_model_that_cannot_be_reached_says_how_to_get_access(small_sample, tmp_path, monkeypatch):
     """No network here: the hub refuses, as it does a gated model without a token."""
+    import dataclasses
+
+    import handler.handler as handler_module
     from shared.storage import LocalStorage
     monkeypatch.setenv("STORAGE_LOCAL_ROOT", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)          # the hub library reads it itself
+    monkeypatch.setattr(handler_module, "SETTINGS", dataclasses.replace(handler_module.SETTINGS, hf_token=None))
     _, raw = _job_input("meta-llama/Meta-Llama-3-70B-Instruct", small_sample, LocalStorage(tmp_path), max_steps=2)
     error = _run_handler(raw)[-1]["error"]
     _assert_explained(error, "base_model_access", True, "Meta-Llama-3-70B-Instruct")

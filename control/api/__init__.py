@@ -1,8 +1,8 @@
 """The JSON API blueprint: ``/api/training-files``, ``/api/training/...``, ``/api/openapi.json``."""
-from control.api import (costs, downloads, errors, job_records, openapi,  # noqa: F401 (routes)
-                         training_files, training_jobs)
+from control.api import (base_models, costs, downloads, errors, job_records, openapi,  # noqa: F401 (routes)
+                         rate_limit, tokens, training_files, training_jobs)
 from control.api.blueprint import bp
-from control.services.exceptions import JobStateError, NotFound
+from control.services.exceptions import Conflict, Forbidden, JobStateError, NotFound, QuotaExceeded
 from shared.errors import ConfigError, DatasetError, PipelineError
 
 
@@ -14,6 +14,23 @@ def _not_found(exc: NotFound):
 @bp.errorhandler(JobStateError)
 def _conflict(exc: JobStateError):
     return errors.error_response(409, exc.code, exc.message)
+
+
+@bp.errorhandler(Forbidden)
+def _forbidden(exc: Forbidden):
+    return errors.error_response(403, "forbidden", exc.message)
+
+
+@bp.errorhandler(Conflict)
+def _clash(exc: Conflict):
+    return errors.error_response(409, exc.code, exc.message)
+
+
+@bp.errorhandler(QuotaExceeded)
+def _over_quota(exc: QuotaExceeded):
+    body, status = errors.error_response(429, "quota_exceeded", exc.message)
+    body.headers["Retry-After"] = str(exc.retry_after_s)
+    return body, status
 
 
 @bp.errorhandler(DatasetError)

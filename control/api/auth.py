@@ -1,18 +1,17 @@
-"""Bearer-token authentication for every API route."""
+"""Bearer-token authentication for every API route (the rules: ``control/services/tokens.py``)."""
 from __future__ import annotations
 
 from flask import g, request
-from sqlalchemy import select
 
 from control.api.errors import ApiError
-from control.extensions import db
-from control.models import ApiToken, hash_token, utcnow
+from control.services import tokens
 
 PUBLIC_ENDPOINTS = {"api.openapi", "api.signed_download"}
 
 
 def authenticate() -> None:
-    """Set ``g.user`` from ``Authorization: Bearer <token>``, or refuse with 401."""
+    """Set ``g.user`` from ``Authorization: Bearer <token>``, or refuse with 401 saying why
+    (missing, malformed, unknown, revoked, expired, or the account deactivated)."""
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
     header = request.headers.get("Authorization", "")
@@ -22,11 +21,7 @@ def authenticate() -> None:
                        "'Authorization: Bearer <token>' (create one with `pipeline tokens create EMAIL`)")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", "Authorization header must be 'Bearer <token>'")
-    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token.strip())))
-    if row is None or row.revoked_at is not None:
-        raise ApiError(401, "unauthorized", "invalid or revoked API token")
-    now = utcnow()
-    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
-        row.last_used_at = now
-        db.session.commit()
-    g.user = row.user
+    try:
+        g.user = tokens.authenticate(token.strip())
+    except tokens.TokenRefused as exc:
+        raise ApiError(401, exc.code, exc.message) from None

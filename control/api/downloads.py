@@ -11,13 +11,29 @@ from flask import Response, current_app, g, jsonify, redirect, request, send_fil
 from itsdangerous import BadSignature, SignatureExpired
 
 from control.api.blueprint import bp
+from control.api.documentation import Media, Operation, Reply, api_doc
 from control.api.errors import ApiError
+from control.api.form_schemas import AdapterDownloadQuery, MetricsDownloadQuery
+from control.responses import AdapterLink, ErrorOut, MetricPoint
 from control.services import downloads
 from control.services.access import visible_job
 from control.services.storage import get_storage
 
 
 @bp.get("/training/jobs/<job_id>/download/<kind>")
+@api_doc("Download one of a completed job's outputs", variants=("kind", {
+    "adapters": Operation("The adapter ZIP: a 302 to its signed link (24 h), or the link as JSON with "
+                          "?redirect=false", query=AdapterDownloadQuery,
+                          responses={200: AdapterLink, 302: Reply(headers={"Location": "the signed link"}),
+                                     409: ErrorOut}),
+    "metrics": Operation("Every metric point, as CSV (default) or JSON", query=MetricsDownloadQuery,
+                         responses={200: Reply(Media({"text/csv": None, "application/json": list[MetricPoint]}),
+                                               headers={"Content-Disposition": "attachment; a file name"})}),
+    "validation-report": Operation("The held-out evaluation summary (summary.json)",
+                                   responses={200: dict, 409: ErrorOut}),
+    "deployment-package": Operation("Not built yet: always 404, pointing to the adapter ZIP",
+                                    responses={404: ErrorOut}),
+}))
 def download(job_id, kind):
     job = visible_job(g.user, job_id)
     if kind == "adapters":
@@ -45,6 +61,10 @@ def download(job_id, kind):
 
 
 @bp.get("/training/downloads/<token>")
+@api_doc("A signed download link (no bearer token: the signature is the proof)", public=True,
+         responses={200: Reply(Media({"application/zip": None, "application/octet-stream": None}),
+                               headers={"Content-Disposition": "attachment; the file name"}),
+                    410: ErrorOut})
 def signed_download(token):
     """A link this app signed (local storage); no bearer token: the signature is the proof."""
     try:

@@ -5,7 +5,9 @@ from flask import g, jsonify
 from sqlalchemy import select
 
 from control.api.blueprint import bp
+from control.api.documentation import api_doc
 from control.api.requests import query_args
+from control.responses import ArtifactsOut, EventPage, MetricsOut
 from control.schemas import EventsQuery, MetricsQuery
 from control.extensions import db
 from control.models import JobStatus, ModelArtifact
@@ -14,6 +16,8 @@ from control.services.access import visible_job
 
 
 @bp.get("/training/jobs/<job_id>/metrics")
+@api_doc("Metric history, thinned evenly to max_points; since_step for increments",
+         query=MetricsQuery, responses={200: MetricsOut})
 def job_metrics(job_id):
     job = visible_job(g.user, job_id)
     q = query_args(MetricsQuery)
@@ -23,6 +27,8 @@ def job_metrics(job_id):
 
 
 @bp.get("/training/jobs/<job_id>/events")
+@api_doc("The event log, by cursor (after_id), of some types or one attempt",
+         query=EventsQuery, responses={200: EventPage})
 def job_events(job_id):
     job = visible_job(g.user, job_id)
     q = query_args(EventsQuery)
@@ -33,6 +39,7 @@ def job_events(job_id):
 
 
 @bp.get("/training/jobs/<job_id>/artifacts")
+@api_doc("Artifacts, held-out scores and download links", responses={200: ArtifactsOut})
 def job_artifacts(job_id):
     job = visible_job(g.user, job_id)
     row = db.session.scalar(select(ModelArtifact).where(ModelArtifact.training_job_id == job.id))

@@ -1,82 +1,207 @@
-"""``/api/openapi.json``: the API described, built from the same schemas that validate requests."""
+"""``/api/openapi.json``: the API described, generated from the routes and the pydantic models.
+
+Every rule of Flask's ``url_map`` under ``/api`` is an operation; its path parameters come
+from the rule's converters; its summary, request schema and response schemas from the view's
+``@api_doc`` (``control/api/documentation.py``); the schemas themselves from pydantic's own
+JSON Schema (``model_json_schema``) of the models that validate requests
+(``control/schemas.py``) and shape responses (``control/responses/``). There is no route
+table to keep in step by hand.
+
+Why a thin generator and not flask-openapi3 or spectree: both would take over the routing
+(their own blueprint and decorators) and the reading of requests, where this project keeps
+its own strict parsing (``control/api/requests.py``: duplicate keys, media types, size
+limits, one error shape). Pydantic already emits JSON Schema (2020-12, which OpenAPI 3.1
+uses as is), so one model is both the validator and the document, and the generator is
+about two hundred lines.
+"""
 from __future__ import annotations
 
-from flask import jsonify
+import re
+from typing import Any
+
+from flask import current_app, jsonify
+from pydantic import BaseModel, TypeAdapter
+from werkzeug.routing import FloatConverter, IntegerConverter, PathConverter, UUIDConverter
 
 from control.api.blueprint import bp
-from control.schemas import CostQuery, CreateJob, EventsQuery, JobListQuery, MetricsQuery, RetryJob
+from control.api.documentation import Media, Operation, Reply, api_doc, operation_of
+from control.responses import ErrorOut
 
-ERROR = {"$ref": "#/components/schemas/Error"}
-JOB = "/training/jobs/{job_id}"
-
-# (method, path under /api, summary, body schema, query schema, success status)
-ROUTES = [
-    ("post", "/training-files", "Upload a dataset (multipart/form-data, field 'file'); validated before it is stored", "multipart", None, 201),
-    ("get", "/training-files", "List your training files", None, None, 200),
-    ("get", "/training-files/{file_id}", "A training file and its statistics", None, None, 200),
-    ("delete", "/training-files/{file_id}", "Delete a training file no job uses", None, None, 204),
-    ("post", "/training/jobs", "Create a training job (pending, or started with \"start\": true), with its cost estimate", CreateJob, None, 201),
-    ("get", "/training/jobs", "List your jobs, paginated; filter by status, creator, date, preset, tag, text; sort", None, JobListQuery, 200),
-    ("get", JOB, "A job: status, stage, progress, step of total, loss, ETA, cost", None, None, 200),
-    ("delete", JOB, "Delete a job that is not running, with its stored files", None, None, 204),
-    ("post", JOB + "/start", "Queue a pending job for dispatch", None, None, 202),
-    ("post", JOB + "/cancel", "Cancel a job; no further cost accrues", None, None, 202),
-    ("post", JOB + "/checkpoint", "Checkpoint a training job at its next step (before a planned shutdown)", None, None, 202),
-    ("get", JOB + "/checkpoints", "The job's complete checkpoints, newest first", None, None, 200),
-    ("post", JOB + "/retry", "A new job from a finished one, with the failure's suggested adjustment and the changes listed; from_checkpoint_step continues its training", RetryJob, None, 201),
-    ("get", JOB + "/support-bundle", "Job, configuration, classified error, attempts and event log in one file", None, None, 200),
-    ("get", JOB + "/metrics", "Metric history (thinned evenly to max_points; since_step for increments)", None, MetricsQuery, 200),
-    ("get", JOB + "/events", "The event log, by cursor", None, EventsQuery, 200),
-    ("get", JOB + "/artifacts", "Artifacts and held-out scores", None, None, 200),
-    ("get", JOB + "/download/{kind}", "Download: adapters (ZIP via a signed URL, 302; ?redirect=false for JSON), metrics (?format=csv|json), validation-report, deployment-package", None, None, 200),
-    ("get", "/training/downloads/{token}", "A signed download link (no bearer token)", None, None, 200),
-    ("get", "/training/cost-estimate", "Estimate duration and cost for a training file and settings", None, CostQuery, 200),
-    ("get", "/openapi.json", "This document", None, None, 200),
-]
-PUBLIC = {"/training/downloads/{token}", "/openapi.json"}
+PREFIX = "/api"
+REF = "#/components/schemas/{model}"
+JSON = "application/json"
+# Errors any operation may answer, added by the rules in ``documentation.py``'s docstring.
+ERRORS = {400: "the request is invalid: the error names the field or parameter",
+          401: "no valid bearer token", 404: "no such resource (or not yours)",
+          413: "the body is over the limit (the error gives it in bytes)",
+          415: "the body is not of an accepted media type",
+          429: "over a quota or the request rate: Retry-After says when to try again"}
 
 
-def _params(path: str, query) -> list:
-    params = [{"name": p.strip("{}"), "in": "path", "required": True, "schema": {"type": "string"}}
-              for p in path.split("/") if p.startswith("{")]
-    if query is not None:
-        schema = query.model_json_schema()
+# Pydantic leaves a bound under its own name where a validator runs before it
+# (``Annotated[int, BeforeValidator(...), Field(ge=1)]``); JSON Schema's names are these.
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def _json_schema(node):
+    """``node`` with pydantic's leftover bound names as JSON Schema's."""
+    if isinstance(node, list):
+        return [_json_schema(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    numeric = node.get("type") in ("integer", "number")
+    return {(_BOUNDS[k] if numeric and k in _BOUNDS else k): _json_schema(v) for k, v in node.items()}
+
+
+class _Schemas:
+    """``components.schemas``: every model once, referenced everywhere else."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, Any] = {}
+
+    def of_model(self, model: type[BaseModel]) -> dict:
+        schema = _json_schema(model.model_json_schema(ref_template=REF))
+        self.components.update(schema.pop("$defs", {}))
+        return schema
+
+    def ref(self, annotation) -> dict:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            self.components[annotation.__name__] = self.of_model(annotation)
+            return {"$ref": REF.format(model=annotation.__name__)}
+        schema = _json_schema(TypeAdapter(annotation).json_schema(ref_template=REF))
+        self.components.update(schema.pop("$defs", {}))
+        return schema
+
+    def content(self, body) -> dict | None:
+        if body is None:
+            return None
+        if isinstance(body, Media):
+            return {media: {"schema": self.ref(t) if t is not None else {}} for media, t in body.types.items()}
+        return {JSON: {"schema": self.ref(body)}}
+
+
+def _path(rule) -> str:
+    return re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", r"{\1}", rule.rule)
+
+
+def _converter_schema(converter) -> dict:
+    if isinstance(converter, IntegerConverter):
+        return {"type": "integer", "minimum": 0 if not converter.signed else None}
+    if isinstance(converter, FloatConverter):
+        return {"type": "number"}
+    if isinstance(converter, UUIDConverter):
+        return {"type": "string", "format": "uuid"}
+    if isinstance(converter, PathConverter):
+        return {"type": "string", "minLength": 1}
+    # No path segment holds a control character (``control/error_handling.py`` refuses them).
+    return {"type": "string", "minLength": 1, "pattern": "^[^/\\u0000-\\u001f\\u007f-\\u009f]+$"}
+
+
+def _parameters(rule, op: Operation, schemas: _Schemas, fixed: dict[str, str]) -> list:
+    params = []
+    for name, converter in rule._converters.items():
+        if name in fixed:
+            continue
+        schema = schemas.ref(op.path[name]) if name in op.path else _converter_schema(converter)
+        params.append({"name": name, "in": "path", "required": True,
+                       "schema": {k: v for k, v in schema.items() if v is not None}})
+    if op.query is not None:
+        schema = schemas.of_model(op.query)
         for name, prop in schema.get("properties", {}).items():
             params.append({"name": name, "in": "query", "required": name in schema.get("required", []),
+                           "description": prop.pop("description", None) or prop.get("title", name),
                            "schema": prop})
     return params
 
 
-def document() -> dict:
-    paths: dict = {}
-    for method, path, summary, body, query, status in ROUTES:
-        op = {"summary": summary, "parameters": _params(path, query),
-              "responses": {str(status): {"description": "success"},
-                            "4XX": {"description": "bad request", "content": {"application/json": {"schema": ERROR}}}}}
-        if path in PUBLIC:
-            op["security"] = []
-        if body == "multipart":
-            op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": {
-                "type": "object", "required": ["file"],
-                "properties": {"file": {"type": "string", "format": "binary"},
-                               "format": {"type": "string", "enum": ["brightrun-lora-v4", "chat-jsonl"]}}}}}}
-        elif body is not None:
-            op["requestBody"] = {"required": True, "content": {"application/json": {
-                "schema": {"$ref": f"#/components/schemas/{body.__name__}"}}}}
-        paths.setdefault("/api" + path, {})[method] = op
-    schemas = {"Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
-        "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]}}}}}}
-    for model in (CreateJob, RetryJob):
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(schema.pop("$defs", {}))
-        schemas[model.__name__] = schema
+def _response(status: int, spec, schemas: _Schemas) -> dict:
+    reply = spec if isinstance(spec, Reply) else Reply(spec)
+    out: dict[str, Any] = {"description": reply.description or ERRORS.get(status) or
+                           ("success" if status < 400 else "refused")}
+    content = schemas.content(reply.body)
+    if content:
+        out["content"] = content
+    headers = dict(reply.headers)
+    if status == 429:
+        headers.setdefault("Retry-After", "seconds until the request may be made again")
+    if headers:
+        out["headers"] = {name: {"description": text, "required": True, "schema": {"type": "string"}}
+                          for name, text in headers.items()}
+    return out
+
+
+def _operation(view, rule, op: Operation, schemas: _Schemas, fixed: dict[str, str]) -> dict:
+    params = _parameters(rule, op, schemas, fixed)
+    statuses: dict[int, Any] = dict(op.responses)
+    defaults = [429] + ([] if op.public else [401])
+    if any(p["in"] == "path" for p in params) or fixed:
+        defaults.append(404)
+    if params or op.body is not None:     # a parameter out of its schema, a control character
+        defaults.append(400)
+    if op.body is not None:
+        defaults += [413, 415]
+    for status in defaults:
+        statuses.setdefault(status, ErrorOut)
+    operation_id = rule.endpoint.rpartition(".")[2] + "".join(f"_{v}" for v in fixed.values())
+    out: dict[str, Any] = {"operationId": operation_id.replace("-", "_"),
+                           "tags": [view.__module__.rpartition(".")[2]],
+                           "summary": op.summary, "parameters": params,
+                           "responses": {str(s): _response(s, statuses[s], schemas) for s in sorted(statuses)}}
+    if op.description:
+        out["description"] = op.description
+    if op.public:
+        out["security"] = []
+    if op.body is not None:
+        out["requestBody"] = {"required": True, "content": schemas.content(op.body)}
+    return {k: v for k, v in out.items() if v != [] or k == "security"}
+
+
+def _undocumented(rule) -> dict:
+    return {"operationId": rule.endpoint.rpartition(".")[2], "x-undocumented": True,
+            "summary": f"UNDOCUMENTED: add @api_doc to {rule.endpoint}",
+            "responses": {"default": {"description": "not described"}}}
+
+
+def document(app=None) -> dict:
+    """The OpenAPI 3.1 document of every rule under ``/api`` in ``app`` (the current one)."""
+    app = app or current_app
+    schemas = _Schemas()
+    paths: dict[str, dict] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.rule != PREFIX and not rule.rule.startswith(PREFIX + "/"):
+            continue
+        view = app.view_functions[rule.endpoint]
+        op = operation_of(view)
+        methods = sorted(m.lower() for m in rule.methods - {"HEAD", "OPTIONS"})
+        if op is None:
+            for method in methods:
+                paths.setdefault(_path(rule), {})[method] = _undocumented(rule)
+            continue
+        variants = [(_path(rule), op, {})]
+        if op.variants:
+            name, by_value = op.variants
+            variants = [(_path(rule).replace("{" + name + "}", value), variant, {name: value})
+                        for value, variant in by_value.items()]
+        for path, variant, fixed in variants:
+            for method in methods:
+                paths.setdefault(path, {})[method] = _operation(view, rule, variant, schemas, fixed)
     return {"openapi": "3.1.0",
-            "info": {"title": "BrightRun LoRA training API", "version": "1"},
-            "components": {"schemas": schemas, "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"}}},
+            "info": {"title": "BrightRun LoRA training API", "version": "1",
+                     "description": "Errors are {\"error\": {\"code\", \"message\", \"field\"}}; "
+                                    "every request but this document and signed links carries "
+                                    "'Authorization: Bearer <token>'."},
+            "components": {"schemas": schemas.components,
+                           "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearer": []}], "paths": paths}
 
 
 @bp.get("/openapi.json")
+@api_doc("This document: every operation, its parameters, bodies and answers", public=True,
+         responses={200: dict[str, Any]})
 def openapi():
-    return jsonify(document())
+    # The routes are fixed once the app is built: generate the document once per app.
+    cached = current_app.extensions.get("openapi_document")
+    if cached is None:
+        cached = current_app.extensions["openapi_document"] = document()
+    return jsonify(cached)
+

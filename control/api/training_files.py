@@ -1,21 +1,33 @@
-"""``/api/training-files``: upload (multipart, field ``file``), list, show, delete."""
+"""``/api/training-files``: upload (multipart, field ``file``), list, show, delete.
+
+An upload answers ``202`` with the file ``validating`` (its validation runs in a task);
+``?wait=true`` waits up to ``UPLOAD_WAIT_SECONDS`` and answers as a synchronous upload did:
+``201`` with the statistics, or ``422`` with every problem (and nothing kept), or still ``202``.
+"""
 from __future__ import annotations
 
-from flask import g, jsonify, request
+from flask import current_app, g, jsonify, request, url_for
 from sqlalchemy import select
 
 from control.api.blueprint import bp
+from control.api.documentation import MULTIPART, Media, Reply, api_doc
 from control.api.errors import ApiError
+from control.api.form_schemas import UploadForm, UploadQuery
 from control.extensions import db
-from control.models import TrainingJob
+from control.models import TrainingFileStatus, TrainingJob
+from control.responses import ErrorOut, TrainingFileList, TrainingFileOut
 from control.services import training_files
 from control.services.access import visible_file, visible_files
-from control.services.storage import get_storage
 
 FORMATS = ("brightrun-lora-v4", "chat-jsonl")
 
 
 @bp.post("/training-files")
+@api_doc("Upload a dataset (multipart/form-data, field 'file'): 202 while it is validated off the "
+         "request path; with ?wait=true, 201 once ready or 422 with every problem",
+         body=Media({MULTIPART: UploadForm}), query=UploadQuery,
+         responses={201: Reply(TrainingFileOut, headers={"Location": "the file"}),
+                    202: Reply(TrainingFileOut, headers={"Location": "the file, to poll"}), 422: ErrorOut})
 def upload_training_file():
     if not request.mimetype.startswith("multipart/form-data"):
         raise ApiError(415, "unsupported_media_type",
@@ -27,28 +39,46 @@ def upload_training_file():
     if fmt is not None and fmt not in FORMATS:
         raise ApiError(400, "invalid_request", f"unknown format {fmt!r}: expected one of "
                        + ", ".join(FORMATS), "format")
-    data = upload.read()
-    row = training_files.create(g.user, data, upload.filename or "dataset", fmt)
-    return jsonify(row.to_dict()), 201
+    wait = _flag("wait")
+    row = training_files.create(g.user, upload.stream, upload.filename or "dataset", fmt)
+    location = {"Location": url_for("api.get_training_file", file_id=row.id)}
+    if wait:
+        row = training_files.wait_for_validation(row, current_app.config["UPLOAD_WAIT_SECONDS"])
+        if row.status == TrainingFileStatus.READY:
+            return jsonify(row.to_dict()), 201, location
+        if row.status == TrainingFileStatus.INVALID:
+            # As a synchronous upload answered: every problem, and nothing kept.
+            error = training_files.problems_error(row)
+            training_files.remove(row)
+            raise error
+    return jsonify(row.to_dict()), 202, location
+
+
+def _flag(name: str) -> bool:
+    value = request.args.get(name, "false").strip().lower()
+    if value not in ("true", "false", "1", "0"):
+        raise ApiError(400, "invalid_request", f"{name} must be true or false, got {value[:40]!r}", name)
+    return value in ("true", "1")
 
 
 @bp.get("/training-files")
+@api_doc("Your training files, newest first", responses={200: TrainingFileList})
 def list_training_files():
     return jsonify(data=[f.to_dict() for f in visible_files(g.user)])
 
 
 @bp.get("/training-files/<file_id>")
+@api_doc("A training file: its status, statistics, or every problem", responses={200: TrainingFileOut})
 def get_training_file(file_id):
     return jsonify(visible_file(g.user, file_id).to_dict())
 
 
 @bp.delete("/training-files/<file_id>")
+@api_doc("Delete a training file no job uses", responses={204: None, 409: ErrorOut})
 def delete_training_file(file_id):
     row = visible_file(g.user, file_id)
     used = db.session.scalar(select(db.func.count()).where(TrainingJob.training_file_id == row.id))
     if used:
         raise ApiError(409, "in_use", f"training file {file_id} is used by {used} job(s): delete them first")
-    get_storage().delete(row.storage_key)
-    db.session.delete(row)
-    db.session.commit()
+    training_files.remove(row)
     return "", 204

@@ -4,7 +4,10 @@ from __future__ import annotations
 from flask import g, jsonify
 
 from control.api.blueprint import bp
+from control.api.documentation import Reply, api_doc
 from control.api.requests import json_body, query_args
+from control.responses import (CheckpointList, ErrorOut, JobDetail, JobListPage, RetryResult,
+                               SupportBundle)
 from control.schemas import CreateJob, JobListQuery, RetryJob
 from control.services import checkpoints, lifecycle, retries, training_jobs
 from control.services.access import visible_job
@@ -19,12 +22,17 @@ def _detail(job) -> dict:
 
 
 @bp.post("/training/jobs")
+@api_doc("Create a training job (pending, or started with \"start\": true), with its cost "
+         "estimate", body=CreateJob, responses={201: JobDetail, 404: ErrorOut, 409: ErrorOut,
+                                                        422: ErrorOut})
 def create_job():
     job = training_jobs.create(g.user, json_body(CreateJob))
     return jsonify(_detail(job)), 201
 
 
 @bp.get("/training/jobs")
+@api_doc("Your jobs, paginated; filter by status, creator, date, preset, tag, text; sort",
+         query=JobListQuery, responses={200: JobListPage})
 def list_jobs():
     query = query_args(JobListQuery)
     rows, total = training_jobs.list_jobs(g.user, query)
@@ -33,39 +41,51 @@ def list_jobs():
 
 
 @bp.get("/training/jobs/<job_id>")
+@api_doc("A job: status, stage, progress, step of total, loss, ETA, cost, attempts",
+         responses={200: JobDetail})
 def get_job(job_id):
     return jsonify(_detail(visible_job(g.user, job_id)))
 
 
 @bp.post("/training/jobs/<job_id>/start")
+@api_doc("Queue a pending job for dispatch", responses={202: JobDetail, 409: ErrorOut})
 def start_job(job_id):
     return jsonify(_detail(lifecycle.start(visible_job(g.user, job_id)))), 202
 
 
 @bp.post("/training/jobs/<job_id>/cancel")
+@api_doc("Cancel a job; no further cost accrues", responses={202: JobDetail, 409: ErrorOut})
 def cancel_job(job_id):
     return jsonify(_detail(lifecycle.request_cancel(visible_job(g.user, job_id), by=g.user.email))), 202
 
 
 @bp.delete("/training/jobs/<job_id>")
+@api_doc("Delete a job that is not running, with its stored files",
+         responses={204: None, 409: ErrorOut})
 def delete_job(job_id):
     training_jobs.delete(visible_job(g.user, job_id))
     return "", 204
 
 
 @bp.post("/training/jobs/<job_id>/checkpoint")
+@api_doc("Checkpoint a training job at its next step (before a planned shutdown)",
+         responses={202: JobDetail, 409: ErrorOut})
 def checkpoint_job(job_id):
     """Checkpoint at the next step (before a planned shutdown); the event log shows it."""
     return jsonify(_detail(checkpoints.request_checkpoint(visible_job(g.user, job_id)))), 202
 
 
 @bp.get("/training/jobs/<job_id>/checkpoints")
+@api_doc("The job's complete checkpoints, newest first", responses={200: CheckpointList})
 def job_checkpoints(job_id):
     job = visible_job(g.user, job_id)
     return jsonify(job_id=job.id, data=checkpoints.checkpoints(job))
 
 
 @bp.post("/training/jobs/<job_id>/retry")
+@api_doc("A new job from a finished one, with the failure's suggested adjustment and the "
+         "changes listed; from_checkpoint_step continues its training", body=RetryJob,
+         responses={201: RetryResult, 409: ErrorOut, 422: ErrorOut})
 def retry_job(job_id):
     """A new job from a finished one, with the failure's adjustment; the changes are listed."""
     new, changes = retries.retry(g.user, visible_job(g.user, job_id), json_body(RetryJob))
@@ -73,6 +93,8 @@ def retry_job(job_id):
 
 
 @bp.get("/training/jobs/<job_id>/support-bundle")
+@api_doc("Job, configuration, classified error, attempts and event log in one file",
+         responses={200: Reply(SupportBundle, headers={"Content-Disposition": "attachment; a file name"})})
 def support_bundle(job_id):
     """The job, its configuration, error, attempts and event log as one JSON file."""
     job = visible_job(g.user, job_id)

@@ -1,14 +1,16 @@
 """The web console: server-rendered pages for engineers, at ``/`` of the same app.
 
 Sign-in is by email and password (the API's users; ``pipeline users set-password``), kept
-in a signed session cookie; every form carries a CSRF token (Flask-WTF). Each page module
-holds one resource: ``auth.py`` (sign in and out), ``training_files.py``, ``job_list.py``
+as a server-side session whose random token is the signed cookie's only credential;
+every form carries a CSRF token (Flask-WTF). Each page module holds one resource: ``auth.py``
+(sign in and out), ``account.py`` (your password and sessions), ``tokens.py`` (API tokens),
+``training_files.py``, ``job_list.py``
 (the jobs list), ``new_job.py`` (the new-job flow), ``job_detail.py`` (one job: live view,
 actions, downloads). The live parts poll small JSON views of the same modules; the JavaScript is ``static/console.js`` and the
 charts are Chart.js, served from ``static/vendor/``.
 """
-from control.console import (auth, errors, filters, job_detail, job_list,  # noqa: F401 (routes)
-                             new_job, training_files)
+from control.console import (account, auth, errors, filters, job_detail,  # noqa: F401 (routes)
+                             job_list, new_job, tokens, training_files)
 from control.console.blueprint import bp
 
 __all__ = ["bp"]

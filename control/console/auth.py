@@ -1,52 +1,38 @@
-"""Sign in and out. Every other console view needs a signed-in user (``g.user``)."""
+"""Sign in and out. Every other console view needs a signed-in user (``g.user``, with its
+server-side session ``g.console_session``). The rules are services: the sign-in check and
+its throttle (``services/accounts.py``, ``services/sign_in_throttle.py``), the sessions
+(``services/sessions.py``); the cookie carries only the session's random token."""
 from __future__ import annotations
 
-import hashlib
-import hmac
-import logging
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, g, redirect, render_template, request, session, url_for
-from redis.exceptions import RedisError
-from sqlalchemy import select
-from werkzeug.security import check_password_hash, generate_password_hash
+from flask import flash, g, redirect, render_template, request, session, url_for
 
 from control.console.blueprint import bp
-from control.extensions import db
-from control.models import User
-from control.services.queue import redis_connection
+from control.console.filters import seconds
+from control.services import accounts, sessions
 
-log = logging.getLogger(__name__)
 PUBLIC_VIEWS = {"console.login", "console.static"}
-MAX_FAILED_SIGN_INS = 10          # per email, within the window: then it waits
-FAILED_SIGN_IN_WINDOW_S = 15 * 60
-# Compared against when the email is unknown, so a wrong email costs as long as a wrong password.
-_DUMMY_HASH = generate_password_hash("not-a-password")
+SESSION_KEY = "sid"                    # the cookie's only credential: the session's token
 
 
-def _fingerprint(user: User) -> str:
-    """Changes when the password does: changing it signs out every other session."""
-    return (user.password_hash or "")[-16:]
+def client_address() -> str:
+    """The address a request came from (behind proxies: set ``TRUSTED_PROXY_COUNT``)."""
+    return request.remote_addr or "-"
 
 
-def current_user() -> User | None:
-    uid = session.get("uid")
-    if not uid:
-        return None
-    user = db.session.get(User, uid)
-    if user is None or not user.password_hash or not hmac.compare_digest(
-            session.get("pw", ""), _fingerprint(user)):
-        return None
-    return user
+def current_session():
+    return sessions.find(session.get(SESSION_KEY))
 
 
 @bp.before_request
 def require_login():
     if request.endpoint in PUBLIC_VIEWS:
         return None
-    g.user = current_user()
+    g.console_session = current_session()
+    g.user = g.console_session.user if g.console_session is not None else None
     if g.user is None:
-        session.pop("uid", None)
+        session.pop(SESSION_KEY, None)
         if request.method == "GET" and not request.path.endswith(".json"):
             return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
         return redirect(url_for("console.login"))
@@ -68,68 +54,45 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def _failures_key(email: str) -> str:
-    digest = hashlib.sha256(email.encode()).hexdigest()[:32]
-    return f"{current_app.config['QUEUE_NAME']}:sign-in-failures:{digest}"
-
-
-def _failures(email: str, add: bool = False) -> int:
-    """Failed sign-ins for ``email`` in the window, counted in Redis (shared by every server
-    process); 0 if Redis cannot be reached, so an outage never locks people out."""
-    try:
-        conn, key = redis_connection(), _failures_key(email)
-        if not add:
-            return int(conn.get(key) or 0)
-        with conn.pipeline() as pipe:
-            pipe.incr(key)
-            pipe.expire(key, FAILED_SIGN_IN_WINDOW_S)
-            return int(pipe.execute()[0])
-    except RedisError as exc:
-        log.warning("sign-in throttle unavailable: %s", exc)
-        return 0
-
-
-def _forget_failures(email: str) -> None:
-    try:
-        redis_connection().delete(_failures_key(email))
-    except RedisError:
-        pass
+REFUSALS = {
+    "wrong": (401, "Wrong email or password. Ask an admin to run "
+                   "`pipeline users set-password EMAIL` if you have none yet."),
+    "deactivated": (403, "This account is deactivated. Ask an admin to run "
+                         "`pipeline users reactivate EMAIL` if it should not be."),
+    "throttled_email": (429, "Too many failed sign-ins for {email} from your address. Wait {wait} and "
+                             "try again, or ask an admin to set a new password "
+                             "(`pipeline users set-password EMAIL`), which lifts the wait."),
+    "throttled_address": (429, "Too many failed sign-ins from your address, for several accounts. "
+                               "Wait {wait} and try again."),
+}
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if request.method == "GET":
-        if current_user() is not None:
+        if current_session() is not None:
             return redirect(safe_next(request.args.get("next")))
         return render_template("console/login.html", next=request.args.get("next", ""))
     email = (request.form.get("email") or "").strip().lower()
     password = request.form.get("password") or ""
-    if email and _failures(email) >= MAX_FAILED_SIGN_INS:
+    try:
+        user = accounts.check_sign_in(email, password, client_address())
+    except accounts.SignInRefused as refused:
+        status, text = REFUSALS[refused.reason]
+        wait_s = max(1, refused.retry_after_s)
+        headers = {"Retry-After": str(wait_s)} if status == 429 else {}
         return render_template("console/login.html", next=request.form.get("next", ""), email=email,
-                               error=f"Too many failed sign-ins for {email}. Wait "
-                                     f"{FAILED_SIGN_IN_WINDOW_S // 60} minutes, or ask an admin to "
-                                     "set a new password."), 429
-    user = db.session.scalar(select(User).where(db.func.lower(User.email) == email)) if email else None
-    if user is None or not user.password_hash:
-        check_password_hash(_DUMMY_HASH, password)
-        ok = False
-    else:
-        ok = user.check_password(password)
-    if not ok:
-        if email:
-            _failures(email, add=True)
-        return render_template("console/login.html", next=request.form.get("next", ""), email=email,
-                               error="Wrong email or password. Ask an admin to run "
-                                     "`pipeline users set-password EMAIL` if you have none yet."), 401
-    _forget_failures(email)
+                               error=text.format(email=email, wait=seconds(wait_s))), status, headers
+    token = sessions.start(user, client_address(), request.user_agent.string)
     session.clear()                      # a fresh session: no fixation
     session.permanent = True
-    session["uid"], session["pw"] = user.id, _fingerprint(user)
+    session[SESSION_KEY] = token
     return redirect(safe_next(request.form.get("next")))
 
 
 @bp.post("/logout")
 def logout():
+    sessions.end(session.get(SESSION_KEY))
     session.clear()
     flash("You are signed out.", "info")
     return redirect(url_for("console.login"))

@@ -6,7 +6,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from control.console.blueprint import bp
-from control.services.exceptions import JobStateError, NotFound
+from control.services.exceptions import JobStateError, NotFound, QuotaExceeded
 
 NEXT_STEPS = {
     400: "Go back, reload the page and try again.",
@@ -44,3 +44,12 @@ def _wrong_state(exc: JobStateError):
     flash(exc.message, "error")
     job_id = (request.view_args or {}).get("job_id")
     return redirect(url_for("console.job_detail", job_id=job_id) if job_id else url_for("console.job_list"))
+
+
+@bp.errorhandler(QuotaExceeded)
+def _over_quota(exc: QuotaExceeded):
+    """A quota reached (starting a job, creating one): the limit and what to do, on the job's
+    page or the new-job form."""
+    flash(exc.message, "error")
+    job_id = (request.view_args or {}).get("job_id")
+    return redirect(url_for("console.job_detail", job_id=job_id) if job_id else url_for("console.new_job"))

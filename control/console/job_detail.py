@@ -13,6 +13,7 @@ from control.console.job_list import live_row
 from control.console.timeline import stage_timeline
 from control.extensions import db
 from control.models import JobStatus, ModelArtifact, TrainingEvent, TrainingJob, utcnow
+from control.schemas import MAX_STEP, SAFE_INT
 from control.services import downloads
 from control.services import checkpoints, lifecycle, training_jobs
 from control.services.access import visible_job
@@ -84,12 +85,18 @@ def last_event_id(job: TrainingJob) -> int:
                              .where(TrainingEvent.training_job_id == job.id)) or 0
 
 
+def _cursor(name: str, default: int | None, most: int) -> int | None:
+    """A cursor from the page's script: a whole number, clamped to 0..``most`` (else ``default``)."""
+    value = request.args.get(name, default, type=int)
+    return default if value is None else min(max(value, 0), most)
+
+
 @bp.get("/jobs/<job_id>/live.json")
 def job_live(job_id):
     """What changed since the page last asked: figures, new metric points, new events."""
     job = visible_job(g.user, job_id)
-    since_step = request.args.get("since_step", type=int)
-    after_id = request.args.get("after_id", 0, type=int)
+    since_step = _cursor("since_step", None, MAX_STEP)
+    after_id = _cursor("after_id", 0, SAFE_INT)
     points, _, _ = metric_points(job.id, since_step, CHART_POINTS)
     flt = event_filter(request.args)
     rows = events(job.id, after_id=after_id, types=flt["types"], text=flt["text"], limit=SHOWN_EVENTS)

@@ -11,7 +11,7 @@ from control.console.blueprint import bp
 from control.console.filters import minutes, money, status_label, tone
 from control.extensions import db
 from control.models import JobStatus, TrainingJob, User
-from control.schemas import JobListQuery
+from control.schemas import MAX_PAGE, JobListQuery
 from control.services.training_jobs import SORTS, list_jobs
 
 PER_PAGE = 25
@@ -27,6 +27,21 @@ def _day(value: str, field: str, errors: dict) -> date | None:
         return None
 
 
+def page_number(value: str | None, last: int = MAX_PAGE) -> int:
+    """A page number from the query string, clamped to 1..``last``: a mistyped or huge
+    ``?page=`` shows a page rather than an error.
+
+    >>> page_number(None), page_number("3"), page_number("x"), page_number("-2"), page_number("9" * 30)
+    (1, 3, 1, 1, 1000000)
+    """
+    text = (value or "").strip()
+    if not (text.isascii() and text.isdigit()):
+        return 1
+    if len(text) > len(str(last)):
+        return last
+    return min(max(1, int(text)), last)
+
+
 def list_query(args, user: User) -> tuple[JobListQuery, dict, dict]:
     """The list's filters from the page's query string: (query, echoed values, errors)."""
     errors: dict = {}
@@ -34,7 +49,7 @@ def list_query(args, user: User) -> tuple[JobListQuery, dict, dict]:
     shown["status"] = [s for s in args.getlist("status") if s in set(JobStatus)]
     after, before = _day(shown["from"], "from", errors), _day(shown["to"], "to", errors)
     fields = {
-        "page": max(1, args.get("page", 1, type=int) or 1), "per_page": PER_PAGE,
+        "page": page_number(args.get("page")), "per_page": PER_PAGE,
         "status": ",".join(shown["status"]) or None, "q": shown["q"] or None,
         "created_after": datetime.combine(after, time(), timezone.utc) if after else None,
         # the "to" day is included: everything before the next midnight
@@ -54,9 +69,12 @@ def list_query(args, user: User) -> tuple[JobListQuery, dict, dict]:
 def job_list():
     query, shown, errors = list_query(request.args, g.user)
     rows, total = list_jobs(g.user, query)
+    pages = max(1, -(-total // PER_PAGE))
+    if query.page > pages:          # past the end (a huge ?page=): the last page
+        query = query.model_copy(update={"page": pages})
+        rows, total = list_jobs(g.user, query)
     users = (db.session.execute(select(User.id, User.email).order_by(User.email)).all()
              if g.user.is_admin else [])
-    pages = max(1, -(-total // PER_PAGE))
     return render_template("console/jobs/list.html", jobs=rows, total=total, page=query.page,
                            pages=pages, shown=shown, errors=errors, statuses=list(JobStatus), users=users,
                            sorts=list(SORTS),

@@ -7,9 +7,12 @@ from flask import current_app, flash, g, jsonify, redirect, render_template, req
 from control.console import job_form
 from control.console.blueprint import bp
 from control.console.filters import minutes, money
-from control.models import TrainingJob
+from control.models import TrainingFileStatus, TrainingJob
+from control.services import base_models
 from control.services.access import visible_file, visible_files, visible_job
+from control.services.exceptions import QuotaExceeded
 from control.services.retries import record_retry
+from control.services.training_files import FileNotReady, ready_file
 from control.services.training_jobs import create, estimate_for, resolve_settings
 from shared import cost
 from shared.errors import ConfigError
@@ -28,7 +31,10 @@ def estimates(values: dict) -> dict:
     req, errors = job_form.parse(values, start=False)
     if req is None:
         return {"errors": errors}
-    training_file = visible_file(g.user, req.training_file_id)
+    try:
+        training_file = ready_file(g.user, req.training_file_id)
+    except FileNotReady as exc:
+        return {"errors": {"training_file_id": exc.message}}
     overrides = req.hyperparameters.model_dump(exclude_none=True)
     out: dict = {"errors": {}, "presets": {}}
     try:
@@ -66,12 +72,13 @@ def retry_changes(values: dict, hyperparameters: dict) -> tuple[TrainingJob | No
 
 
 def _form_page(values: dict, errors: dict | None = None, status: int = 200):
-    files = visible_files(g.user)
+    files = [f for f in visible_files(g.user) if f.status == TrainingFileStatus.READY]   # only these train
     source = visible_job(g.user, values["retry_of"]) if values.get("retry_of") else None
     est = estimates(values) if values.get("training_file_id") else {"errors": {}}
     return render_template("console/jobs/new.html", values=values, errors=errors or {},
                            files=files, presets=PRESETS, risk=PRESET_RISK, est=est, source=source,
                            gpus=cost.GPU_CATALOG, overrides=job_form.OVERRIDES,
+                           base_models=base_models.allowed(),
                            defaults={"base_model": current_app.config["DEFAULT_BASE_MODEL"],
                                      "method": current_app.config["DEFAULT_METHOD"],
                                      "gpu_type": current_app.config["DEFAULT_GPU_TYPE"]}), status
@@ -132,6 +139,9 @@ def create_job():
         job = create(g.user, req)
     except ConfigError as exc:
         return _form_page(values, job_form.problems_by_field(exc), 400)
+    except QuotaExceeded as exc:         # the form stays as it was, with the limit and what to do
+        page, status = _form_page(values, {"form": exc.message}, 429)
+        return page, status, {"Retry-After": str(exc.retry_after_s)}
     if source is not None:
         record_retry(source, job)
     flash(f"Job {job.id} {'started' if start else 'saved; start it when you are ready'}.", "ok")

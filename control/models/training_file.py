@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from enum import StrEnum
@@ -32,6 +32,7 @@ class TrainingFile(db.Model):
     status: Mapped[str] = mapped_column(String(16), default=TrainingFileStatus.VALIDATING)
     statistics: Mapped[dict | None] = mapped_column(JSONType)
     problems: Mapped[list | None] = mapped_column(JSONType)     # when invalid: every problem, placed
+    problem_count: Mapped[int | None] = mapped_column(Integer)  # when invalid: all of them (problems lists 200)
     preview: Mapped[list | None] = mapped_column(JSONType)      # the first conversations as trained
     validated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)

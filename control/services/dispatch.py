@@ -63,7 +63,7 @@ def cancel_on_endpoint(job_id: str) -> str:
             log.warning("job %s: cancel on the endpoint failed: %s", job_id, exc)
         attempt.runpod_status = "CANCELLED"
     lifecycle.mark_cancelled(job)
-    return JobStatus.CANCELLED
+    return JobStatus.CANCELLED.value
 
 
 def cancel_quietly(runpod_id: str) -> None:

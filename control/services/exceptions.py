@@ -1,4 +1,4 @@
-"""The business rules' own errors; the API turns them into 404 and 409, the console into pages."""
+"""The business rules' own errors; the API turns them into 403, 404, 409 and 429, the console into pages."""
 from __future__ import annotations
 
 
@@ -16,3 +16,29 @@ class JobStateError(Exception):
     def __init__(self, job, action: str, expected: str, code: str = "invalid_state"):
         super().__init__(f"cannot {action} job {job.id}: it is {job.status}; {expected}")
         self.message, self.code = str(self), code      # code: the API's error code
+
+
+class Forbidden(PermissionError):
+    """A request the user's role does not allow (HTTP 403); the message says who may."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class Conflict(Exception):
+    """A request that clashes with what exists (HTTP 409): a duplicate, or something in use."""
+
+    def __init__(self, message: str, code: str = "conflict"):
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
+class QuotaExceeded(Exception):
+    """A per-user quota is reached (HTTP 429): ``limit`` names the setting, ``value`` its
+    value, ``retry_after_s`` when to try again (``Retry-After``)."""
+
+    def __init__(self, limit: str, value: int, message: str, retry_after_s: int):
+        super().__init__(message)
+        self.limit, self.value, self.message = limit, value, message
+        self.retry_after_s = max(1, int(retry_after_s))

@@ -5,8 +5,6 @@
 """
 from __future__ import annotations
 
-import requests
-import runpod
 from flask import current_app
 
 from shared.job_input import JobInput
@@ -25,6 +23,10 @@ class EndpointError(Exception):
 
 def endpoint():
     """A ``runpod.Endpoint`` for this deployment, built without touching the SDK's globals."""
+    # Imported here, not at the top: importing runpod reconfigures the root logger
+    # (logging.basicConfig at INFO) and costs ~2 s, in every process that imports the services.
+    import runpod
+
     cfg = current_app.config
     ep = runpod.Endpoint(cfg["RUNPOD_ENDPOINT_ID"], api_key=cfg["RUNPOD_API_KEY"])
     ep.rp_client.endpoint_url_base = (cfg.get("RUNPOD_ENDPOINT_BASE_URL") or RUNPOD_BASE_URL).rstrip("/")
@@ -32,6 +34,8 @@ def endpoint():
 
 
 def _call(fn, what: str):
+    import requests          # with runpod (above): only where the endpoint is called
+
     try:
         return fn()
     except requests.HTTPError as exc:

@@ -22,7 +22,7 @@ from sqlalchemy import update
 
 from control.extensions import db
 from control.models import AttemptOutcome, JobAttempt, JobStatus, TrainingJob, iso, utcnow
-from control.services import queue
+from control.services import queue, quotas
 from control.services.exceptions import JobStateError
 from control.services.recovery import backoff_s, lost_failure, time_left_s
 from shared import cost
@@ -35,9 +35,11 @@ log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------- starting and dispatching
 def start(job: TrainingJob) -> TrainingJob:
-    """A pending job is queued and its dispatch enqueued; any other is refused. Commits."""
+    """A pending job is queued and its dispatch enqueued, if its owner has room under
+    ``MAX_ACTIVE_JOBS_PER_USER`` (else ``QuotaExceeded``); any other is refused. Commits."""
     if job.status != JobStatus.PENDING:
         raise JobStateError(job, "start", "only a pending job can be started")
+    quotas.check_active(job.created_by)          # the owner's MAX_ACTIVE_JOBS_PER_USER
     job.status = JobStatus.QUEUED
     db.session.commit()
     queue.enqueue(queue.DISPATCH, job.id)
@@ -90,11 +92,14 @@ def claim_end(attempt: JobAttempt) -> bool:
     return bool(won)
 
 
-def fail_attempt(job: TrainingJob, attempt: JobAttempt, failure: Failure) -> None:
+def fail_attempt(job: TrainingJob, attempt: JobAttempt, failure: Failure, *,
+                 even_if_cancelling: bool = False) -> None:
     """The attempt failed for a reason a new attempt cannot fix: the job fails with it, unless
-    it already ended or is being cancelled. The caller commits."""
+    it already ended or (without ``even_if_cancelling``) is being cancelled. No GPU ever took
+    an attempt that fails for no capacity, so there a pending cancel has nothing to stop and
+    the job ends failed with the reason. The caller commits."""
     attempt.outcome, attempt.error = AttemptOutcome.FAILED, failure.to_dict()
-    if not (job.is_final or job.status == JobStatus.CANCEL_REQUESTED):
+    if not (job.is_final or (job.status == JobStatus.CANCEL_REQUESTED and not even_if_cancelling)):
         fail(job, failure)
 
 
@@ -263,7 +268,7 @@ def recover_or_fail(job: TrainingJob, attempt: JobAttempt, failure: Failure,
                           "workers keep being reclaimed; MAX_RECOVERIES sets the limit."))
         settle_cost(job)
         db.session.commit()
-        return JobStatus.FAILED
+        return JobStatus.FAILED.value
     job.checkpoint_recovery_count += 1
     job.status, job.stalled_at = JobStatus.RECOVERING, None
     settle_cost(job)
@@ -272,7 +277,7 @@ def recover_or_fail(job: TrainingJob, attempt: JobAttempt, failure: Failure,
     log.warning("job %s: attempt %d %s (%s); recovering (%d of %d) in %.1f s", job.id, attempt.number,
                 outcome, failure.message, job.checkpoint_recovery_count, limit, delay)
     queue.enqueue(queue.DISPATCH, job.id, delay=delay)
-    return JobStatus.RECOVERING
+    return JobStatus.RECOVERING.value
 
 
 def retry_refused_dispatch(job: TrainingJob, attempt: JobAttempt, failure: Failure) -> str:
@@ -298,7 +303,7 @@ def retry_refused_dispatch(job: TrainingJob, attempt: JobAttempt, failure: Failu
                           f"the last time: {failure.message}", failure.cause, failure.fix))
         settle_cost(job)
         db.session.commit()
-        return JobStatus.FAILED
+        return JobStatus.FAILED.value
     # Conditional: a cancel that came meanwhile (the attempt had ended, so it settled at once) stays.
     waiting = db.session.execute(update(TrainingJob).where(TrainingJob.id == job.id,
                                                            TrainingJob.status == JobStatus.PROVISIONING)
@@ -310,7 +315,7 @@ def retry_refused_dispatch(job: TrainingJob, attempt: JobAttempt, failure: Failu
     log.warning("job %s: the endpoint refused attempt %d (%s); trying again in %.1f s",
                 job.id, attempt.number, failure.message, delay)
     queue.enqueue(queue.DISPATCH, job.id, delay=delay)
-    return JobStatus.QUEUED
+    return JobStatus.QUEUED.value
 
 
 def redispatch_orphan(job: TrainingJob) -> None:

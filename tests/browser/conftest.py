@@ -96,6 +96,10 @@ def page(browser, request, tmp_path):
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
     page = context.new_page()
+    # The console runs under a strict Content-Security-Policy: anything it blocks (an inline
+    # script or style, a foreign source) fails the test that loaded it.
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
     yield page
     try:
         if _failed(request):
@@ -107,6 +111,8 @@ def page(browser, request, tmp_path):
                 print(f"\n----- page at failure: no screenshot ({exc})")
     finally:
         context.close()
+    if blocked and not _failed(request):
+        pytest.fail("the Content-Security-Policy blocked: " + "; ".join(blocked[:5]), pytrace=False)
 
 
 def login(page, base_url: str, email: str, password: str, *, expect_success: bool = True) -> None:

@@ -30,7 +30,7 @@ SETTINGS = {"num_epochs": 10, "max_steps": STEPS, "batch_size": 2, "gradient_acc
 def _start_job(system, make_user, small_sample, tiny_model_dir, **settings) -> str:
     _, auth = make_user()
     http = httpx.Client(base_url=f"{system.url}/api", headers=auth, timeout=30)
-    file_id = http.post("/training-files", files={"file": ("s.json", small_sample, "application/json")}).json()["id"]
+    file_id = http.post("/training-files?wait=true", files={"file": ("s.json", small_sample, "application/json")}).json()["id"]
     r = http.post("/training/jobs", json={
         "training_file_id": file_id, "preset": "balanced", "base_model": tiny_model_dir, "method": "lora",
         "gpu": {"type": "LOCAL_CPU", "pricing": "spot"}, "hyperparameters": {**SETTINGS, **settings},

@@ -43,7 +43,7 @@ def test_checkpoint_now_retry_with_the_fix_and_continue_from_a_checkpoint(
         live_system, make_user, small_sample, tiny_model_dir):
     _, auth = make_user()
     http = httpx.Client(base_url=f"{live_system.url}/api", headers=auth, timeout=30)
-    file_id = http.post("/training-files", files={"file": ("s.json", small_sample, "application/json")}).json()["id"]
+    file_id = http.post("/training-files?wait=true", files={"file": ("s.json", small_sample, "application/json")}).json()["id"]
     body = {"training_file_id": file_id, "preset": "balanced", "base_model": tiny_model_dir, "method": "lora",
             "gpu": {"type": "LOCAL_CPU", "pricing": "spot"}, "start": True,
             "hyperparameters": {**SETTINGS, "num_epochs": 10, "max_steps": 40, "checkpoint_every_steps": 25}}

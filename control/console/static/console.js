@@ -1,4 +1,5 @@
-// The console's live parts: the jobs list's rows, the new-job estimate, and a job's page.
+// The console's live parts: the jobs list's rows, the new-job estimate, a job's page, and a
+// training file's page while it validates.
 // Everything else is server-rendered HTML; without this file every page still works,
 // it just doesn't update by itself.
 "use strict";
@@ -22,7 +23,7 @@
     const bar = container.querySelector(".bar");
     if (!bar) return;
     bar.setAttribute("aria-valuenow", String(percent));
-    bar.querySelector("span").style.width = percent + "%";
+    bar.querySelector("rect").setAttribute("width", String(percent));
   }
 
   function fmt(value, digits) {
@@ -250,6 +251,18 @@
     return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
   }
 
+  // --- a training file while it validates: reload once the task has stored its result -----
+  function fileValidating(section) {
+    const started = Date.now();
+    const note = el("p", { class: "small muted", "data-live": "elapsed" });
+    section.append(note);
+    poll(() => section.dataset.liveUrl, (body) => {
+      if (body.final) { window.location.reload(); return false; }
+      note.textContent = "Still validating after " + formatSeconds((Date.now() - started) / 1000) + ".";
+      return true;
+    });
+  }
+
   // --- forms that take a while say so --------------------------------------------------
   for (const form of document.querySelectorAll("form[data-busy-text]")) {
     form.addEventListener("submit", () => {
@@ -265,4 +278,6 @@
   if (form) jobForm(form);
   const job = document.getElementById("job");
   if (job) jobPage(job);
+  const validating = document.getElementById("file-validating");
+  if (validating && validating.dataset.liveUrl) fileValidating(validating);
 })();

@@ -1,0 +1,34 @@
+"""Request shapes the routes read by hand rather than through ``control/schemas.py``: the
+multipart upload and the download options. They exist for the OpenAPI document and say
+exactly what those routes accept."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
+
+# No query parameter holds a control character (``control/error_handling.py`` refuses them).
+ONE_LINE = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+
+
+class UploadForm(BaseModel):
+    """``multipart/form-data``: the dataset in field ``file``; other fields are ignored."""
+
+    file: bytes = Field(description="the dataset: brightrun-lora-v4 (.json) or chat JSONL (.jsonl)")
+    format: Literal["brightrun-lora-v4", "chat-jsonl", ""] | SkipJsonSchema[None] = Field(
+        None, description="the format; absent or empty: detected from the file")
+
+
+class UploadQuery(BaseModel):
+    wait: Literal["true", "false", "1", "0"] = Field(
+        "false", description="true: wait (bounded) for the validation and answer 201 or 422")
+
+
+class AdapterDownloadQuery(BaseModel):
+    redirect: str = Field("true", pattern=ONE_LINE,
+                          description="0, false or no: the signed link as JSON instead of a 302 to it")
+
+
+class MetricsDownloadQuery(BaseModel):
+    format: Literal["csv", "json"] = "csv"

@@ -1,0 +1,21 @@
+"""The response schemas: one pydantic model per body the JSON API answers with, 2xx and errors.
+
+They describe what the routes return (the models' ``to_dict()`` and the routes' ``jsonify``);
+the OpenAPI document (``control/api/openapi.py``) is built from them and from the request
+schemas (``control/schemas.py``), and the fuzz test (``tests/test_api_fuzz.py``) checks every
+answer against them. Bodies are closed (``additionalProperties: false``) so a field added to a
+route and not here fails that test; only open-ended dicts (a job's configuration, an
+evaluation, a dataset's statistics) allow any keys.
+"""
+from control.responses.accounts import BaseModelList, BaseModelOut, TokenCreated, TokenList, TokenOut
+from control.responses.common import ErrorBody, ErrorOut
+from control.responses.files import TrainingFileList, TrainingFileOut
+from control.responses.jobs import (AttemptOut, CostEstimateOut, JobDetail, JobListPage, JobOut,
+                                    RetryResult)
+from control.responses.records import (AdapterLink, ArtifactsOut, CheckpointList, EventPage,
+                                       MetricPoint, MetricsOut, SupportBundle)
+
+__all__ = ["AdapterLink", "ArtifactsOut", "AttemptOut", "BaseModelList", "BaseModelOut",
+           "CheckpointList", "CostEstimateOut", "ErrorBody", "ErrorOut", "EventPage", "JobDetail",
+           "JobListPage", "JobOut", "MetricPoint", "MetricsOut", "RetryResult", "SupportBundle",
+           "TokenCreated", "TokenList", "TokenOut", "TrainingFileList", "TrainingFileOut"]
