@@ -116,9 +116,11 @@ def main(argv=None) -> int:
 
     env = dict(os.environ, DATABASE_URL=args.database_url, REDIS_URL=args.redis_url,
                SECRET_KEY="concurrent-clients", API_RATE_LIMIT="100000000 per minute")
+    log_path = Path(os.environ["BRIGHTRUN_DATA_DIR"]) / "server.log"
+    log = open(log_path, "w")        # a file, not a pipe nobody reads: a full pipe blocks the server
     server = subprocess.Popen([sys.executable, "-m", "control.cli", "serve", "--port", str(args.port),
                                "--threads", str(args.threads)], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{args.port}"
     try:
         wait_until_up(base + "/healthz")
@@ -137,6 +139,8 @@ def main(argv=None) -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
+    print(f"server log: {log_path}")
     return 0
 
 

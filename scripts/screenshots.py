@@ -153,7 +153,16 @@ def serve(app) -> tuple[str, object]:
     return f"http://127.0.0.1:{server.server_port}", server
 
 
-def capture(base: str, pages: dict, out: Path, chromium: str) -> list[Path]:
+def validate_queued(app) -> None:
+    """Run the queued training-file validations, as ``pipeline worker`` would."""
+    from rq import SimpleWorker
+
+    from control.services.queue import get_queue, redis_connection
+    with app.app_context():
+        SimpleWorker([get_queue()], connection=redis_connection()).work(burst=True)
+
+
+def capture(app, base: str, pages: dict, out: Path, chromium: str) -> list[Path]:
     from playwright.sync_api import sync_playwright
     broken = {"format": "brightrun-lora-v4", "conversations": [{"conversation_id": "c-1", "training_pairs": [
         {"pair_id": "c-1-t1", "user_message": "Hi", "target_response": 42}]}]}
@@ -181,7 +190,9 @@ def capture(base: str, pages: dict, out: Path, chromium: str) -> list[Path]:
                 "name": "broken.json", "mimeType": "application/json",
                 "buffer": json.dumps(broken).encode()}])
             page.click("form.upload button[type=submit]")
-            page.wait_for_selector("#validation-problems")
+            page.wait_for_url("**/files/file_*")
+            validate_queued(app)                     # the upload's task, as a worker runs it
+            page.wait_for_selector("#validation-problems")   # the page follows it to its result
             shot("03-files-with-validation-errors")
             page.goto(f"{base}/files/{pages['file']}")
             shot("04-file-statistics")
@@ -202,6 +213,10 @@ def capture(base: str, pages: dict, out: Path, chromium: str) -> list[Path]:
             shot("08-cancel-confirmation")
             page.goto(f"{base}/jobs/tj_does_not_exist")
             shot("09-not-found")
+            page.goto(f"{base}/tokens")
+            shot("10-api-tokens")
+            page.goto(f"{base}/account")
+            shot("11-account")
             context.close()
         browser.close()
     return shots
@@ -223,7 +238,7 @@ def main() -> int:
         pages = seed(app)
         base, server = serve(app)
         try:
-            shots = capture(base, pages, out, args.chromium)
+            shots = capture(app, base, pages, out, args.chromium)
         finally:
             server.shutdown()
     for path in shots:

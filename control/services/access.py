@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from control.extensions import db
 from control.models import TrainingFile, TrainingJob, User
@@ -10,7 +11,8 @@ from control.services.exceptions import NotFound
 
 def visible_job(user: User, job_id: str) -> TrainingJob:
     """The job, if ``user`` may see it; another user's job is not found (404), not forbidden."""
-    job = db.session.get(TrainingJob, job_id)
+    # With its attempts, in the same query: every view of a job shows them.
+    job = db.session.get(TrainingJob, job_id, options=[joinedload(TrainingJob.attempts)])
     if job is None or (job.created_by != user.id and not user.is_admin):
         raise NotFound("training job", job_id)
     return job
