@@ -321,3 +321,17 @@ def test_the_cli_creates_lists_and_revokes_named_expiring_tokens(app, make_perso
     r = app.test_client().get("/api/training/jobs", headers={"Authorization": f"Bearer {plain}"})
     assert r.status_code == 401 and r.get_json()["error"]["code"] == "token_revoked"
     assert "revoked" in cli(app, monkeypatch, "tokens", "list", "ana@example.com").output
+
+
+def test_a_token_made_with_an_expiring_token_does_not_outlive_it(client, app, make_user):
+    user_id, headers = make_user()
+    row = db.session.scalar(db.select(ApiToken).where(ApiToken.user_id == user_id))
+    row.expires_at = utcnow() + timedelta(days=1)
+    db.session.commit()
+    caller_expiry = row.expires_at
+    for body in ({"name": "forever"}, {"name": "a year", "expires_in_days": 365}):
+        made = client.post("/api/tokens", headers=headers, json=body).get_json()
+        minted = db.session.get(ApiToken, made["id"])
+        assert minted.expires_at is not None and minted.expires_at <= caller_expiry
+    made = client.post("/api/tokens", headers=headers, json={"name": "an hour", "expires_in_days": 1}).get_json()
+    assert db.session.get(ApiToken, made["id"]).expires_at <= caller_expiry    # the shorter one wins

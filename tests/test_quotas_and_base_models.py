@@ -310,3 +310,11 @@ def test_the_console_shows_the_quota_on_the_form_and_the_job_page(app, console, 
     assert r.status_code == 302 and r.headers["Location"].endswith(f"/jobs/{job_id}")
     assert "MAX_ACTIVE_JOBS_PER_USER" in console.get(f"/jobs/{job_id}").get_data(as_text=True)
     assert db.session.get(TrainingJob, job_id).status == "pending"
+
+
+def test_made_up_tokens_share_their_senders_budget_instead_of_each_getting_one(app, client):
+    app.config["API_RATE_LIMIT"] = "3 per minute"
+    address = f"2001:db8::{uuid.uuid4().hex[:4]}"                  # this test's own, in a shared Redis
+    codes = [client.get("/api/training/jobs", headers={"Authorization": f"Bearer brt_{uuid.uuid4().hex}"},
+                        environ_base={"REMOTE_ADDR": address}).status_code for _ in range(5)]
+    assert codes == [401, 401, 401, 429, 429]

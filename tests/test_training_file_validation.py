@@ -330,3 +330,20 @@ def test_a_file_can_be_deleted_in_every_status_and_a_late_task_then_does_nothing
         assert client.delete(f"/api/training-files/{file_id}", headers=auth).status_code == 204
     assert get_storage().list("training-files") == []
     assert client.get("/api/training-files", headers=auth).get_json()["data"] == []
+
+
+def test_a_file_whose_validation_fails_every_time_ends_invalid_after_its_tries(app, client, auth, small_sample):
+    from control.services import training_files
+    from control.services.storage import get_storage
+    from shared.errors import StorageError
+
+    body = client.post("/api/training-files", headers=auth, data={"file": (io.BytesIO(small_sample), "gone.json")},
+                       content_type="multipart/form-data").get_json()
+    row = db.session.get(TrainingFile, body["id"])
+    get_storage().delete(row.storage_key)                         # its bytes are gone: every try fails
+    for _ in range(training_files.MAX_VALIDATION_TRIES):
+        with pytest.raises(StorageError):
+            training_files.validate(row.id)
+    assert training_files.validate(row.id) == "invalid"           # the sweep's next task gives up
+    shown = client.get(f"/api/training-files/{row.id}", headers=auth).get_json()
+    assert shown["status"] == "invalid" and "could not be validated" in shown["problems"][0]["message"]

@@ -22,6 +22,17 @@ def authenticate() -> None:
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", "Authorization header must be 'Bearer <token>'")
     try:
-        g.user = tokens.authenticate(token.strip())
+        g.user = tokens.check(presented_token())
     except tokens.TokenRefused as exc:
         raise ApiError(401, exc.code, exc.message) from None
+
+
+def presented_token():
+    """The token this request's ``Authorization: Bearer`` header names, looked up once per
+    request (the rate limit keys on it before authentication), or None."""
+    cache = request.environ                  # this request's own (g can outlive a request)
+    if "brightrun.presented_token" not in cache:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        cache["brightrun.presented_token"] = (tokens.find(token.strip())
+                                              if scheme.lower() == "bearer" and token.strip() else None)
+    return cache["brightrun.presented_token"]

@@ -1,8 +1,8 @@
 """The API's request rate, per token: ``API_RATE_LIMIT`` (Flask-Limiter, counted in the app's
-Redis) over every route under ``/api`` together, keyed by the bearer token's sha256, or by
-the client's address for a request without one. Signed download links are not counted (they
-carry no token and are handed out by the API itself), nor is the console, which has its own
-sign-in throttle. Over the limit: 429 with ``Retry-After`` and the limit named."""
+Redis) over every route under ``/api`` together, keyed by the presented token (its id), or by
+the client's address for a request without a token issued here. Signed download links are
+not counted (they carry no token and are handed out by the API itself), nor is the console,
+which has its own sign-in throttle. Over the limit: 429 with ``Retry-After`` and the limit named."""
 from __future__ import annotations
 
 import math
@@ -14,16 +14,17 @@ from flask_limiter import Limiter, RateLimitExceeded
 
 from control.api.blueprint import bp
 from control.api.errors import error_response
-from control.models import hash_token
+from control.api.auth import presented_token
 
 NOT_COUNTED = {"api.signed_download"}
 
 
 def key() -> str:
-    """Whose requests these are: the token's hash (never the token), else the address."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return "token:" + hash_token(token.strip())
+    """Whose requests these are: a token issued here (by its id), else the client's address,
+    so made-up tokens share their sender's budget instead of each getting one."""
+    row = presented_token()
+    if row is not None:
+        return "token:" + row.id
     return "address:" + (request.remote_addr or "-")
 
 

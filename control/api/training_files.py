@@ -6,6 +6,8 @@ An upload answers ``202`` with the file ``validating`` (its validation runs in a
 """
 from __future__ import annotations
 
+import threading
+
 from flask import current_app, g, jsonify, request, url_for
 from sqlalchemy import select
 
@@ -20,6 +22,9 @@ from control.services import training_files
 from control.services.access import visible_file, visible_files
 
 FORMATS = ("brightrun-lora-v4", "chat-jsonl")
+# Uploads waiting (``?wait=true``) at once, per process: each holds a server thread, so the
+# rest answer 202 at once rather than let uploads take every thread.
+WAITING_UPLOADS = threading.BoundedSemaphore(2)
 
 
 @bp.post("/training-files")
@@ -42,8 +47,11 @@ def upload_training_file():
     wait = _flag("wait")
     row = training_files.create(g.user, upload.stream, upload.filename or "dataset", fmt)
     location = {"Location": url_for("api.get_training_file", file_id=row.id)}
-    if wait:
-        row = training_files.wait_for_validation(row, current_app.config["UPLOAD_WAIT_SECONDS"])
+    if wait and WAITING_UPLOADS.acquire(blocking=False):
+        try:
+            row = training_files.wait_for_validation(row, current_app.config["UPLOAD_WAIT_SECONDS"])
+        finally:
+            WAITING_UPLOADS.release()
         if row.status == TrainingFileStatus.READY:
             return jsonify(row.to_dict()), 201, location
         if row.status == TrainingFileStatus.INVALID:

@@ -4,7 +4,7 @@ revoked or expired token, or one of a deactivated user, is refused at once, sayi
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
@@ -43,10 +43,13 @@ def parse_expires_in(text: str) -> timedelta:
     return timedelta(hours=hours)
 
 
-def create(user: User, name: str | None = None, lifetime: timedelta | None = None) -> tuple[ApiToken, str]:
-    """A new token for ``user`` (expiring after ``lifetime``, or never); returns the row and
-    the plain token, which is never stored."""
-    expires_at = utcnow() + lifetime if lifetime else None
+def create(user: User, name: str | None = None, lifetime: timedelta | None = None,
+           not_after: datetime | None = None) -> tuple[ApiToken, str]:
+    """A new token for ``user`` (expiring after ``lifetime``, or never, but never after
+    ``not_after``: a token made with an expiring token does not outlive it); returns the row
+    and the plain token, which is never stored."""
+    ends = [t for t in (utcnow() + lifetime if lifetime else None, not_after) if t is not None]
+    expires_at = min(ends) if ends else None
     row, plain = ApiToken.issue(user, (name or "").strip() or None, expires_at)
     db.session.add(row)
     db.session.commit()
@@ -79,11 +82,20 @@ def status(row: ApiToken) -> str:
     return "active"
 
 
+def find(plain: str) -> ApiToken | None:
+    """The token issued as ``plain``, whatever its state, or None."""
+    return db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(plain))
+                             .options(joinedload(ApiToken.user))      # fresh rows: a revocation or
+                             .execution_options(populate_existing=True))   # deactivation counts at once
+
+
 def authenticate(plain: str) -> User:
     """The user this bearer token belongs to, or ``TokenRefused`` naming why not."""
-    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(plain))
-                            .options(joinedload(ApiToken.user))      # fresh rows: a revocation or
-                            .execution_options(populate_existing=True))   # deactivation counts at once
+    return check(find(plain))
+
+
+def check(row: ApiToken | None) -> User:
+    """The user of a token found by :func:`find`, or ``TokenRefused`` naming why not."""
     if row is None:
         raise TokenRefused("unauthorized", "invalid or revoked API token: no token issued here matches it; "
                            "create one on the console's API tokens page or with `pipeline tokens create EMAIL`")

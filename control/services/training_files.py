@@ -20,6 +20,7 @@ from typing import IO
 from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import select, update
+from sqlalchemy.exc import InvalidRequestError
 
 from control.extensions import db
 from control.models import TrainingFile, TrainingFileStatus, User, utcnow
@@ -41,6 +42,7 @@ PREVIEW_CONVERSATIONS = 3
 PREVIEW_MAX_CHARS = 4000                # a message longer than this is cut in the preview
 VALIDATION_TIMEOUT_S = 30 * 60          # the RQ task's limit: a 100 MB file parses in well under it
 LOCK_TTL_S = 60                         # one validation of a file at a time; lapses if its worker dies
+MAX_VALIDATION_TRIES = 3                # then the file is invalid, saying it could not be validated
 
 
 class FileNotReady(JobStateError):
@@ -144,8 +146,23 @@ def analyse(row: TrainingFile, data: bytes) -> dict:
         log.exception("validating training file %s failed", row.id)
         problems, total = [Problem("file", f"could not be validated ({type(exc).__name__}); this "
                                    "has been logged: tell the platform team")], 1
+    return _invalid(problems, total)
+
+
+def _invalid(problems: list[Problem], total: int) -> dict:
     return {"status": TrainingFileStatus.INVALID, "statistics": None, "preview": None,
             "problems": [p.to_dict() for p in problems], "problem_count": total}
+
+
+def _tries(file_id: str) -> int:
+    """This validation's try number (a task the sweep queued again after a lost or failed one
+    counts too), kept in Redis for a day."""
+    conn = queue.redis_connection()
+    key = f"{current_app.config['QUEUE_NAME']}:validation-tries:{file_id}"
+    with conn.pipeline() as pipe:
+        pipe.incr(key)
+        pipe.expire(key, 24 * 3600)
+        return int(pipe.execute()[0])
 
 
 def validate(file_id: str) -> str | None:
@@ -159,7 +176,14 @@ def validate(file_id: str) -> str | None:
     with _held(f"{current_app.config['QUEUE_NAME']}:validating:{file_id}") as mine:
         if not mine:
             return TrainingFileStatus.VALIDATING        # another worker has it in hand
-        outcome = analyse(row, get_storage().get_bytes(row.storage_key))
+        if _tries(file_id) > MAX_VALIDATION_TRIES:      # killed or failing every time: stop
+            outcome = _invalid([Problem("file", f"could not be validated in {MAX_VALIDATION_TRIES} tries "
+                                        "(the file could not be read, or its validation was stopped each "
+                                        "time); this has been logged: upload it again or tell the platform "
+                                        "team")], 1)
+            log.error("training file %s: validation gave up after %d tries", file_id, MAX_VALIDATION_TRIES)
+        else:
+            outcome = analyse(row, get_storage().get_bytes(row.storage_key))
         db.session.execute(update(TrainingFile)
                            .where(TrainingFile.id == file_id,
                                   TrainingFile.status == TrainingFileStatus.VALIDATING)
@@ -209,7 +233,10 @@ def wait_for_validation(row: TrainingFile, seconds: float) -> TrainingFile:
         time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
         pause = min(pause * 1.5, 0.5)
     if status is not None:
-        db.session.refresh(row)
+        try:
+            db.session.refresh(row)
+        except InvalidRequestError:     # deleted meanwhile: answer with what the upload knew
+            pass
     return row
 
 
