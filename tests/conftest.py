@@ -165,6 +165,7 @@ def app(request, tmp_path):
         db.session.remove()
         from control.services.queue import get_queue
         get_queue().empty()
+        db.engine.dispose()         # each test's app has its own pool: close it, or they pile up
 
 
 @pytest.fixture
