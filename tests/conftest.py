@@ -224,6 +224,14 @@ def upload(app, client, auth):
 
 
 @pytest.fixture
+def file_id(upload, small_sample):
+    """The small sample uploaded through the API (validated, ready): its id."""
+    r = upload(small_sample)
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()["id"]
+
+
+@pytest.fixture
 def job(client, auth, upload, small_sample):
     """A job of the small sample with one attempt running on the endpoint (as ``rp-1``)."""
     file_id = upload(small_sample).get_json()["id"]

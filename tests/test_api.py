@@ -17,13 +17,6 @@ def _job_body(file_id, **over):
     return body
 
 
-@pytest.fixture
-def file_id(upload, small_sample):
-    r = upload(small_sample)
-    assert r.status_code == 201, r.get_json()
-    return r.get_json()["id"]
-
-
 def test_it_uploads_a_dataset_with_its_statistics_and_sha256(upload, small_sample, app):
     r = upload(small_sample, "sample.json")
     body = r.get_json()

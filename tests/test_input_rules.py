@@ -18,13 +18,6 @@ from shared.job_input import MAX_STEPS, request_setting
 HUGE = "9223372036854775807"       # BIGINT's maximum: past it, Postgres and SQLite overflow
 
 
-@pytest.fixture
-def file_id(upload, small_sample):
-    r = upload(small_sample)
-    assert r.status_code == 201, r.get_json()
-    return r.get_json()["id"]
-
-
 def _post_job(client, auth, body, **kw):
     return client.post("/api/training/jobs", headers=auth, json=body, **kw)
 

@@ -26,13 +26,6 @@ def _body(file_id, **over):
 
 
 @pytest.fixture
-def file_id(upload, small_sample):
-    r = upload(small_sample)
-    assert r.status_code == 201, r.get_json()
-    return r.get_json()["id"]
-
-
-@pytest.fixture
 def admin(make_user):
     return make_user("root@example.com", "admin")[1]
 
