@@ -23,7 +23,7 @@ setup: $(VENV)/.installed
 
 demo: setup
 	$(VENV)/bin/pipeline train examples/sample_dataset.json --out $(DEMO) \
-		--preset aggressive --batch-size 2 --grad-accum 2
+		--preset aggressive --batch-size 2 --grad-accum 2 --eval-size quick --max-new-tokens 96
 
 # The browser tests (tests/browser) drive Debian's Chromium through Playwright; Playwright's
 # own browser download is never used. Installed when missing (apt-get: run as root).

@@ -2,7 +2,8 @@
 
     pipeline validate FILE [--json]            statistics, or every error with its place
     pipeline convert FILE --to chat-jsonl --out OUT
-    pipeline train FILE --out DIR [options]    train locally; run again to resume
+    pipeline train FILE --out DIR [options]    train locally, then evaluate; run again to resume
+    pipeline evaluate DIR [options]            evaluate a finished local run again
     pipeline up | serve | worker | endpoint    the service (see control/service_cli.py)
     pipeline users create | tokens create | db upgrade
 
@@ -19,6 +20,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 import traceback
 import warnings
 from pathlib import Path
@@ -26,13 +28,15 @@ from typing import get_args
 
 import click
 
+from control import cli_evaluation
 from handler.settings import HandlerSettings
 from shared.dataset import (describe, load_dataset, min_quality as by_quality, split_conversations,
                             to_chat_jsonl, to_sequences)
-from shared.errors import DatasetError, Interrupted, PipelineError, Problem
+from shared.errors import ConfigError, DatasetError, Interrupted, PipelineError, Problem
 from shared.job_input import OVERRIDABLE, Hyperparameters, JobInput, Method, job_setting
 from shared.presets import DEFAULT_PRESET, PRESETS
 from shared.storage import LocalStorage
+from shared.storage.layout import JobLayout, complete_checkpoints
 
 # The training stack (torch, transformers, peft) is an optional extra: the commands import
 # it inside their bodies, so `pip install .` gives validate and convert without it.
@@ -213,9 +217,10 @@ def _setting_options(command):
 @click.option("--min-quality", type=click.IntRange(1, 5))
 @click.option("--fold/--no-fold", default=True, show_default=True,
               help="Fold each conversation's pairs into one sequence where exact.")
+@cli_evaluation.options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(file, out_dir, preset, base_model, method, seed, checkpoint_every,
-          validation_fraction, min_quality, fold, quiet, **overrides):
+          validation_fraction, min_quality, fold, quiet, eval_size, max_new_tokens, prompts, **overrides):
     """Train a LoRA adapter on FILE; run again on the same --out to resume."""
 
     settings = HandlerSettings.from_env()     # the environment, read once for this run
@@ -240,6 +245,7 @@ def train(file, out_dir, preset, base_model, method, seed, checkpoint_every,
             "validation": {"fraction": validation_fraction, "seed": seed},
             "data": {"fold": fold, "min_quality_score": min_quality},
             "seed": seed,
+            "evaluation": cli_evaluation.settings(eval_size, max_new_tokens, prompts),
         })
     except PipelineError as exc:
         _fail(exc)
@@ -255,9 +261,37 @@ def train(file, out_dir, preset, base_model, method, seed, checkpoint_every,
     storage = LocalStorage(out_dir)
     if not storage.exists(job.dataset.key):
         storage.put_bytes(job.dataset.key, data)
+    cli_evaluation.store_prompts(storage, prompts)
 
     stop = _StopFlag()
     _run_training(job, storage, settings, out_dir, stop, quiet, created)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@cli_evaluation.options
+@click.option("--quiet", is_flag=True, help="No progress messages.")
+def evaluate(run_dir, eval_size, max_new_tokens, prompts, quiet):
+    """Evaluate a finished local run (RUN_DIR, the --out of pipeline train) again: the whole
+    suite, a larger sample, or with your own prompts. Its results go to
+    RUN_DIR/evaluations/<run id>/."""
+    storage = LocalStorage(run_dir)
+    settings = HandlerSettings.from_env()
+    try:
+        if not storage.exists(JobLayout("").summary):
+            raise ConfigError([Problem("run_dir", f"{run_dir} holds no finished run (no summary.json)")],
+                              fix="Run pipeline train to the end first.")
+        ckpts = complete_checkpoints(storage, JobLayout(""))
+        if not ckpts or "job" not in ckpts[0].manifest.get("meta", {}):
+            raise ConfigError([Problem("run_dir", f"{run_dir} has no checkpoint recording its settings")])
+        run_id = "local-" + time.strftime("%Y%m%d-%H%M%S")
+        job = JobInput.parse({**ckpts[0].manifest["meta"]["job"], "kind": "evaluate", "attempt": 1,
+                              "evaluation": {**cli_evaluation.settings(eval_size, max_new_tokens, prompts),
+                                             "run_id": run_id}})
+    except PipelineError as exc:
+        _fail(exc)
+    cli_evaluation.store_prompts(storage, prompts)
+    _run_training(job, storage, settings, run_dir, _StopFlag(), quiet, created=False)
 
 
 class _StopFlag:
@@ -339,30 +373,15 @@ def _run_training(job, storage, settings, out_dir: Path, stop, quiet: bool, crea
     finally:
         if bar is not None:
             bar.close()
-    _print_result(out_dir, summary)
+    if summary is not None and job.kind == "evaluate":
+        layout = JobLayout(job.checkpoint.prefix).re_evaluation(job.evaluation.run_id).evaluation
+        click.echo("")
+        cli_report.print_evaluation(storage, layout, summary["eval"], out_dir)
+    else:
+        cli_report.print_result(out_dir, storage, JobLayout(job.checkpoint.prefix).evaluation, summary)
 
 
-def _print_result(out_dir: Path, s: dict) -> None:
-    ev = s["eval"]
-    d = s["data"]
-    click.echo("")
-    click.echo(f"trained {s['steps']} steps on {d['train_pairs']} pairs "
-               f"({d['train_conversations']} conversations), {s['train_tokens']:,} tokens, "
-               f"padding {100 * s['padding_fraction']:.1f}%")
-    scored = "held-out" if ev.get("split", "validation") == "validation" else \
-        "training split (no held-out split: --validation-fraction 0)"
-    click.echo(f"{scored}: {ev['conversations']} conversations, {ev['targets']} replies, "
-               f"{ev['tokens']:,} target tokens")
-    click.echo(f"  {'':10}{'loss':>10}{'perplexity':>12}")
-    click.echo(f"  {'base':10}{ev['base']['loss']:>10.4f}{ev['base']['perplexity']:>12.3f}")
-    click.echo(f"  {'adapter':10}{ev['trained']['loss']:>10.4f}{ev['trained']['perplexity']:>12.3f}")
-    pct = ev["improvement_pct"]
-    colour = "green" if pct > 0 else "red"
-    click.secho(f"  perplexity {'improved' if pct > 0 else 'worsened'} by {abs(pct):.1f}%", fg=colour)
-    click.echo(f"adapter: {out_dir / 'adapter'}   summary: {out_dir / 'summary.json'}")
-
-
-from control import service_cli  # noqa: E402
+from control import cli_report, service_cli  # noqa: E402
 
 service_cli.register(main)
 

@@ -119,4 +119,11 @@ def from_env(env=None) -> dict:
         "PROVISIONING_TIMEOUT_SECONDS": float(env.get("PROVISIONING_TIMEOUT_SECONDS", 1800)),
         "SWEEP_INTERVAL_SECONDS": float(env.get("SWEEP_INTERVAL_SECONDS", 15)),
         "SWEEP_GRACE_SECONDS": float(env.get("SWEEP_GRACE_SECONDS", 60)),
+        # The automatic judge (control/services/judge.py): configured with a URL and a model.
+        "JUDGE_BASE_URL": env.get("JUDGE_BASE_URL") or None,
+        "JUDGE_MODEL": env.get("JUDGE_MODEL") or None,
+        "JUDGE_API_KEY": env.get("JUDGE_API_KEY") or None,      # a secret: never logged
+        "JUDGE_MAX_RETRIES": int(env.get("JUDGE_MAX_RETRIES", 4)),
+        "JUDGE_TIMEOUT_SECONDS": float(env.get("JUDGE_TIMEOUT_SECONDS", 60)),
+        "JUDGE_CONCURRENCY": int(env.get("JUDGE_CONCURRENCY", 4)),
     }

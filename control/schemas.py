@@ -133,6 +133,18 @@ class ContinueFrom(_Strict):
     step: Annotated[int, Field(ge=1, le=MAX_STEP), WholeNumber]
 
 
+class EvaluationRequest(_Strict):
+    """How the job's adapter is evaluated (``shared.job_input.EvaluationSettings``)."""
+
+    size: Annotated[Literal["quick", "full", "perplexity"] | None, Field(description=(
+        "quick: a sample of each suite; full: all of it (the default on a GPU); perplexity: "
+        "only the held-out perplexity, no answers generated"))] = None
+    max_new_tokens: Annotated[int, Field(ge=1, le=2048, description=(
+        "the longest answer each model generates")), WholeNumber] = 256
+    prompts_file_id: Annotated[Text(64, min_length=1) | None, Field(description=(
+        "a training file of purpose 'evaluation': your own prompts, answered by both models"))] = None
+
+
 class CreateJob(_Strict):
     training_file_id: Text(64, min_length=1)
     preset: PresetName = DEFAULT_PRESET
@@ -146,6 +158,7 @@ class CreateJob(_Strict):
     tags: Annotated[list[Text(50, min_length=1)], Field(max_length=20)] = []
     start: bool = False
     continue_from: ContinueFrom | None = None
+    evaluation: EvaluationRequest = EvaluationRequest()
 
 
 class RetryJob(_Strict):
@@ -172,6 +185,20 @@ class JobListQuery(_Strict):
     tag: Text(50) | None = None
     q: Text(200) | None = None
     sort: Literal["newest", "oldest", "name", "status", "cost", "progress"] = "newest"
+
+
+class SamplesQuery(_Strict):
+    model_config = ConfigDict(extra="forbid")
+    suite: Literal["heldout", "ei", "custom"] = "heldout"
+    category: Text(64) | None = None
+    run: Text(64) | None = None
+    page: Annotated[int, Field(ge=1, le=100_000)] = 1
+    per_page: Annotated[int, Field(ge=1, le=50)] = 10
+
+
+class EvaluationQuery(_Strict):
+    model_config = ConfigDict(extra="forbid")
+    run: Text(64) | None = None
 
 
 class MetricsQuery(_Strict):

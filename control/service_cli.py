@@ -53,7 +53,8 @@ def serve(host, port, threads):
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
 def worker(burst):
     """Run an RQ worker for the dispatch and monitor tasks; it also sweeps for lost ones."""
-    from control.worker import work_forever
+    import control.tasks  # noqa: F401 - imported once here: each forked work horse inherits it
+    from control.worker import work_forever      # instead of importing it again (~3 s: openai, scipy)
     app = _app()
     with app.app_context():
         work_forever(burst=burst)

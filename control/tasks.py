@@ -7,6 +7,10 @@ the app, and call the services that hold the rules.
 - ``cancel(job_id)``: ``/cancel`` on the endpoint, then ``cancelled`` (``services/dispatch.py``).
 - ``validate_training_file(file_id)``: validate and analyse an uploaded dataset once:
   ``ready`` or ``invalid`` (``services/training_files.py``).
+- ``dispatch_evaluation(run_id)`` and ``monitor_evaluation(run_id)``: a re-evaluation of a
+  finished job on the GPU endpoint (``services/re_evaluation.py``).
+- ``judge_evaluation(job_id, run_id)``: the automatic judge's pairwise verdicts on an
+  evaluation's answers, when a judge is configured (``services/judging.py``).
 
 Services enqueue these by name (``services/queue.py``) and never import this module.
 """
@@ -19,7 +23,7 @@ from flask import has_app_context
 from control.app import create_app
 from control.extensions import db
 from control.services import dispatch as dispatching
-from control.services import monitoring
+from control.services import judging, monitoring, re_evaluation
 from control.services import training_files
 
 
@@ -55,3 +59,18 @@ def cancel(job_id: str) -> str:
 @in_app
 def validate_training_file(file_id: str) -> str | None:
     return training_files.validate(file_id)
+
+
+@in_app
+def dispatch_evaluation(run_id: str) -> str:
+    return re_evaluation.dispatch(run_id)
+
+
+@in_app
+def monitor_evaluation(run_id: str, failures: int = 0) -> str:
+    return re_evaluation.monitor(run_id, failures)
+
+
+@in_app
+def judge_evaluation(job_id: str, run_id: str | None = None) -> str:
+    return judging.judge_evaluation(job_id, run_id)

@@ -7,7 +7,8 @@ at the keys of ``shared.storage.layout``: checkpoints (``handler/checkpoint.py``
 record of each attempt, the adapter, metrics and summary (``handler/outputs.py``). The
 data is prepared by ``handler/training_data.py``, the base model comes from
 ``handler/base_models.py``, the control plane's word and the time limit are read by
-``handler/control_signals.py``, and the held-out scoring is ``handler/evaluation.py``'s.
+``handler/control_signals.py``, and the evaluating stage is ``handler/evaluation/``'s (a
+``SuiteRun`` of parts, each stored as it finishes).
 
 On start the recipe resumes from the newest complete checkpoint whose run matches this
 job input, so a re-run of the same job after a lost worker continues where it stopped,
@@ -25,7 +26,8 @@ from pathlib import Path
 
 import torch
 
-from handler import base_models, batching, checkpoint, evaluation, outputs, training_data
+from handler import base_models, batching, checkpoint, outputs, training_data
+from handler.evaluation import perplexity, stage
 from handler.control_signals import ControlSignals
 from handler.heartbeat import beating
 from handler.losses import collate, token_losses
@@ -51,7 +53,11 @@ class Recipe:
         self.settings = settings if settings is not None else HandlerSettings()
         self.hp = job.hyperparameters
         self.storage = storage
-        self.layout = JobLayout(job.checkpoint.prefix)
+        # The job's own keys (its checkpoints and adapter); a re-evaluation writes its events,
+        # control documents and results under the job's evaluations/<run id>/.
+        self.job_layout = JobLayout(job.checkpoint.prefix)
+        self.layout = (self.job_layout.re_evaluation(job.evaluation.run_id) if job.kind == "evaluate"
+                       else self.job_layout)
         self.should_stop = should_stop
         self.events = EventStream(job.job_id, job.attempt, start_seq=self._run_seq_base())
         self.device = base_models.device()
@@ -79,6 +85,9 @@ class Recipe:
     # ---------------------------------------------------------------- the whole run
     def run(self) -> Iterator[dict]:
         ev = self.events
+        if self.job.kind == "evaluate":
+            yield from stage.re_evaluate(self)
+            return
         self.control.check_current_attempt()
         done = outputs.finished_summary(self.storage, self.layout, self.job)
         if done is not None:
@@ -118,15 +127,7 @@ class Recipe:
                       resumed_from_step=resumed_from.step if resumed_from else None)
         yield from self._train()
 
-        self.control.check_current_attempt()
-        yield ev.make("stage", stage="evaluating")
-        base, trained = yield from self._with_heartbeat(
-            "evaluating", "scoring the held-out conversations",
-            lambda: evaluation.base_and_trained(self.model, self.train, self.val,
-                                                self.tokenizer.pad_token_id, self.device,
-                                                self._token_budget))
-        self.evaluation = evaluation.report(self.train, self.val, base, trained)
-        yield ev.make("evaluation", **self.evaluation)
+        yield from stage.evaluating(self)
 
         self.control.check_current_attempt()
         yield ev.make("stage", stage="finalizing")
@@ -138,6 +139,11 @@ class Recipe:
         return (yield from beating(fn, lambda seconds: self.events.make(
             "heartbeat", stage=stage, activity=activity, elapsed_seconds=round(seconds, 1)),
             self.settings.heartbeat_seconds))
+
+    @property
+    def _validation_every(self) -> int:
+        """Steps between two validation-loss points: the setting, or ten points over the run."""
+        return self.job.evaluation.every_steps or max(1, math.ceil(self.total_steps / 10))
 
     @property
     def _token_budget(self) -> int:
@@ -292,6 +298,10 @@ class Recipe:
                 "eta_seconds": round(per_step * (self.total_steps - self.step), 1)}
             if self.device.type == "cuda":
                 record["gpu_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+            if self.val.sequences and (self.step % self._validation_every == 0 or self.step == self.total_steps):
+                val = perplexity.score(self.model, self.val, self.tokenizer.pad_token_id, self.device,
+                                       self._token_budget, limit=self.job.evaluation.validation_sample)
+                record["val_loss"], record["val_perplexity"] = round(val.loss, 6), round(val.perplexity, 4)
             self.metrics.append(record)
             yield self.events.make("metrics", **record)
             if self.step % every == 0 and self.step < self.total_steps:

@@ -43,6 +43,8 @@ class MetricsEvent(_Event):
     gpu_memory_gb: float | None = None
     elapsed_seconds: float | None = None
     eta_seconds: float | None = None
+    val_loss: float | None = None          # on a sample of the held-out split, every evaluation.every_steps
+    val_perplexity: float | None = None
 
 
 class CheckpointEvent(_Event):
@@ -74,11 +76,18 @@ class EvaluationEvent(_Event):
     base: EvalScores
     trained: EvalScores | None = None
     improvement_pct: float | None = None
+    # The whole suite's summary (``shared.evaluation.report.EvaluationSummary``) is in storage
+    # at ``key``; the event carries its measures and counts, never the answers.
+    key: str | None = None
+    run_id: str | None = None                # a re-evaluation's id
+    measures: list[dict] | None = None
+    suites: dict | None = None
+    flags: list[dict] | None = None
 
 
 class ArtifactEvent(_Event):
     type: Literal["artifact"] = "artifact"
-    kind: Literal["adapter", "metrics", "summary"]
+    kind: Literal["adapter", "metrics", "summary", "evaluation"]
     key: str
     size_bytes: int
 

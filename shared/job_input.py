@@ -12,7 +12,8 @@ from types import UnionType
 from typing import Annotated, Literal, Optional, Union, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator,
+                      model_validator)
 from pydantic_core import PydanticCustomError
 
 from shared.errors import ConfigError, Problem
@@ -102,8 +103,36 @@ class DataSettings(_Strict):
     min_quality_score: Annotated[int | None, Field(ge=1, le=5)] = None
 
 
+class PromptsRef(_Strict):
+    """The customer's own prompts (a JSONL of ``shared.dataset.prompts``) in object storage."""
+    key: Annotated[str, Field(min_length=1)]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class EvaluationSettings(_Strict):
+    """What the evaluating stage runs: the suites' size, the decoding, the validation-loss
+    curve during training. None of it changes the trained adapter (not in the fingerprint)."""
+
+    size: Annotated[Literal["quick", "full", "perplexity"] | None, Field(description=(
+        "quick: a stratified sample of each suite (minutes on a CPU); full: every scenario, "
+        "question and held-out turn; perplexity: only the held-out perplexity and validation "
+        "loss (no answers generated: a quick look while tuning); unset: full on a GPU, quick on a CPU"))] = None
+    max_new_tokens: Annotated[int, Field(ge=1, le=2048, description=(
+        "the longest answer each model may generate"))] = 256
+    batch_size: Annotated[int, Field(ge=1, le=256, description="prompts generated at once")] = 8
+    every_steps: Annotated[int | None, Field(ge=1, le=MAX_STEPS, description=(
+        "measure the validation loss every N optimizer steps (default: ten points over the run)"))] = None
+    validation_sample: Annotated[int, Field(ge=1, le=4096, description=(
+        "held-out sequences the validation loss is measured on during training"))] = 64
+    prompts: Annotated[PromptsRef | None, Field(description="the customer's own prompts")] = None
+    run_id: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description=(
+        "a re-evaluation's id: its results go under the job's evaluations/<run_id>/"))] = None
+
+
 class JobInput(_Strict):
     job_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
+    kind: Annotated[Literal["train", "evaluate"], Field(description=(
+        "train: train, then evaluate; evaluate: evaluate the finished job's adapter again"))] = "train"
     attempt: Annotated[int, Field(ge=1, le=1000)] = 1
     dataset: DatasetRef
     base_model: Annotated[str, Field(min_length=1)] = "embedded"
@@ -114,9 +143,16 @@ class JobInput(_Strict):
     validation: ValidationSettings = ValidationSettings()
     data: DataSettings = DataSettings()
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 42
+    evaluation: EvaluationSettings = EvaluationSettings()
     time_limit_seconds: Annotated[int | None, Field(ge=1, le=2**31 - 1, description=(
         "this attempt's share of the job's hard time limit: the handler checkpoints and stops "
         "before it runs out"))] = None
+
+    @model_validator(mode="after")
+    def _a_re_evaluation_names_its_run(self):
+        if self.kind == "evaluate" and not self.evaluation.run_id:
+            raise ValueError("an evaluate job needs evaluation.run_id")
+        return self
 
     @classmethod
     def parse(cls, raw) -> "JobInput":
@@ -133,6 +169,13 @@ class JobInput(_Strict):
         data = self.model_dump(mode="json", include={"dataset", "base_model", "method",
                                                      "hyperparameters", "validation", "data", "seed"})
         data["dataset"].pop("key", None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def evaluation_fingerprint(self) -> str:
+        """What determines the evaluation's results: the trained run and the evaluation's
+        settings. A resumed evaluation reuses only the finished parts that match."""
+        data = {"run": self.fingerprint(), "kind": self.kind,
+                "evaluation": self.evaluation.model_dump(mode="json")}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def differences(self, other: "JobInput") -> list[str]:

@@ -103,7 +103,7 @@ BEYOND_THE_SCHEMA = {
     "POST /api/training/jobs": ["400", "422"],
     "POST /api/training/jobs/{job_id}/retry": ["400", "422"],
     "GET /api/training/cost-estimate": ["400"],
-    "POST /api/training-files": ["422"],
+    "POST /api/training-files": ["400", "422"],    # a format of the other purpose
     "POST /api/base-models": ["400"],
 }
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]

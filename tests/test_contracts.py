@@ -217,7 +217,8 @@ def test_pipeline_train_has_an_option_per_single_setting_checked_by_the_job_inpu
     assert {"--epochs", "--batch-size", "--grad-accum", "--learning-rate", "--lora-r", "--lora-alpha",
             "--max-seq-length", "--max-steps", "--checkpoint-every"} <= set(flags.values()) <= set(options)
     assert set(options) - set(flags.values()) == {"--out", "--preset", "--base-model", "--method", "--seed",
-                                                  "--validation-fraction", "--min-quality", "--fold", "--quiet"}
+                                                  "--validation-fraction", "--min-quality", "--fold", "--quiet",
+                                                  "--eval-size", "--max-new-tokens", "--prompts"}
     assert list(options["--preset"].type.choices) == ["conservative", "balanced", "aggressive"]
     assert sorted(options["--method"].type.choices) == ["lora", "qlora"]
     help_text = command.get_help(click.Context(command, info_name="train"))

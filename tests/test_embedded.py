@@ -18,11 +18,18 @@ def test_the_command_line_trains_the_embedded_model_and_reports_held_out_perplex
     out = tmp_path / "run"
     result = subprocess.run(
         [sys.executable, "-m", "control.cli", "train", str(SAMPLE), "--out", str(out),
-         "--batch-size", "1", "--grad-accum", "1", "--max-steps", "2", "--quiet"],
+         "--batch-size", "1", "--grad-accum", "1", "--max-steps", "2", "--max-new-tokens", "24", "--quiet"],
         capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr
     assert "held-out: 3 conversations, 7 replies" in result.stdout
     assert "perplexity" in result.stdout and "base" in result.stdout and "adapter" in result.stdout
+    # the evaluation, quick on a CPU: every measure printed, real answers from a real model
+    assert "Forgetting check (financial knowledge)" in result.stdout and "waiting for people's scores" in result.stdout
+    assert "before / after" in result.stdout
+    evaluation = json.loads((out / "evaluation/summary.json").read_text())
+    assert evaluation["size"] == "quick" and evaluation["forgetting"]["questions"] == 20
+    answers = [json.loads(line) for line in (out / "evaluation/samples/ei.jsonl").read_text().splitlines()]
+    assert len(answers) == 10 and all(len(a["base"].split()) >= 5 and len(a["adapter"].split()) >= 5 for a in answers)
 
     summary = json.loads((out / "summary.json").read_text())
     for key in ("steps", "train_tokens", "padding_fraction"):

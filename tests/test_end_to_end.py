@@ -30,7 +30,8 @@ def test_a_job_runs_from_upload_to_a_loadable_adapter(app, client, auth, upload,
         "method": "lora", "gpu": {"type": "LOCAL_CPU", "pricing": "on_demand"},
         "hyperparameters": {"num_epochs": 1, "max_steps": 3, "batch_size": 2,
                             "gradient_accumulation_steps": 1, "max_seq_length": 512,
-                            "checkpoint_every_steps": 2}})
+                            "checkpoint_every_steps": 2},
+        "evaluation": {"max_new_tokens": 8}})
     job = r.get_json()
     assert r.status_code == 201 and job["status"] == "pending"
     seen = [job["status"]]

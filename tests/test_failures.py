@@ -20,7 +20,7 @@ def _job_input(base_model, data, storage, *, prefix="jobs/job1", **overrides):
     raw = {"job_id": "job1", "dataset": {"key": f"datasets/{sha}.json", "sha256": sha},
            "base_model": base_model, "method": "lora",
            "hyperparameters": Hyperparameters.for_preset("balanced", overrides).model_dump(mode="json"),
-           "checkpoint": {"every_steps": 100, "prefix": prefix}}
+           "checkpoint": {"every_steps": 100, "prefix": prefix}, "evaluation": {"size": "perplexity"}}
     return JobInput.parse(raw), raw
 
 

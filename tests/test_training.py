@@ -42,7 +42,7 @@ def _job(base_model, data, storage, *, method="lora", every=100, **overrides):
         "job_id": "job1", "dataset": {"key": f"datasets/{sha}.json", "sha256": sha},
         "base_model": base_model, "method": method,
         "hyperparameters": Hyperparameters.for_preset("balanced", overrides).model_dump(mode="json"),
-        "checkpoint": {"every_steps": every, "prefix": "jobs/job1"}})
+        "checkpoint": {"every_steps": every, "prefix": "jobs/job1"}, "evaluation": {"size": "perplexity"}})
 
 
 def test_it_learns_the_training_data_and_beats_the_base_on_held_out_conversations(trained):
@@ -86,7 +86,7 @@ def test_the_event_stream_follows_the_contract(trained):
     assert stages == list(STAGES)
     assert events[-1]["type"] == "completed"
     kinds = [e["kind"] for e in events if e["type"] == "artifact"]
-    assert kinds == ["adapter", "metrics", "summary"]
+    assert kinds == ["evaluation", "adapter", "metrics", "summary"]
     steps = [json.loads(line)["step"] for line in
              storage.get_bytes("jobs/job1/metrics.jsonl").decode().splitlines()]
     assert steps == list(range(1, recipe.total_steps + 1))

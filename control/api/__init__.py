@@ -1,5 +1,5 @@
 """The JSON API blueprint: ``/api/training-files``, ``/api/training/...``, ``/api/openapi.json``."""
-from control.api import (base_models, costs, downloads, errors, job_records, openapi,  # noqa: F401 (routes)
+from control.api import (base_models, costs, downloads, errors, evaluations, job_records, openapi,  # noqa: F401 (routes)
                          rate_limit, tokens, training_files, training_jobs)
 from control.api.blueprint import bp
 from control.services.exceptions import Conflict, Forbidden, JobStateError, NotFound, QuotaExceeded

@@ -1,23 +1,37 @@
 """Request shapes the routes read by hand rather than through ``control/schemas.py``: the
-multipart upload and the download options. They exist for the OpenAPI document and say
-exactly what those routes accept."""
+multipart upload, the training files' list filter and the download options. They exist for
+the OpenAPI document and say exactly what those routes accept."""
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 # No query parameter holds a control character (``control/error_handling.py`` refuses them).
 ONE_LINE = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+# A training file's purpose: control/models/training_file.py PURPOSES.
+Purpose = Literal["fine-tune", "evaluation"]
 
 
 class UploadForm(BaseModel):
-    """``multipart/form-data``: the dataset in field ``file``; other fields are ignored."""
+    """``multipart/form-data``: the file in field ``file``; other fields are ignored."""
 
-    file: bytes = Field(description="the dataset: brightrun-lora-v4 (.json) or chat JSONL (.jsonl)")
-    format: Literal["brightrun-lora-v4", "chat-jsonl", ""] | SkipJsonSchema[None] = Field(
-        None, description="the format; absent or empty: detected from the file")
+    file: bytes = Field(description="the dataset: brightrun-lora-v4 (.json) or chat JSONL (.jsonl); "
+                        "or, for purpose evaluation, prompts JSONL (one prompt a line)")
+    purpose: Literal["fine-tune", "evaluation", ""] | SkipJsonSchema[None] = Field(
+        None, description="fine-tune (absent or empty: a dataset to train on) or evaluation (the "
+        "prompts to evaluate a job on; never trained on)")
+    format: Literal["brightrun-lora-v4", "chat-jsonl", "prompts-jsonl", ""] | SkipJsonSchema[None] = Field(
+        None, description="the format; absent or empty: detected from the file (fine-tune), or "
+        "prompts-jsonl (evaluation, the only format of its purpose)")
+
+
+class FileListQuery(BaseModel):
+    """``GET /api/training-files``: an optional filter."""
+
+    model_config = ConfigDict(extra="forbid")
+    purpose: Purpose | None = Field(None, description="only the files of this purpose")
 
 
 class UploadQuery(BaseModel):

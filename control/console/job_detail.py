@@ -7,6 +7,7 @@ from flask import Response, flash, g, jsonify, redirect, render_template, reques
 from sqlalchemy import select
 
 from control.console.blueprint import bp
+from control.console.evaluation import prompts_files
 from control.console.event_text import describe
 from control.console.filters import minutes, money, number
 from control.console.job_list import live_row
@@ -15,8 +16,9 @@ from control.extensions import db
 from control.models import JobStatus, ModelArtifact, TrainingEvent, TrainingJob, utcnow
 from control.schemas import MAX_STEP, SAFE_INT
 from control.services import downloads
-from control.services import checkpoints, lifecycle, training_jobs
+from control.services import checkpoints, evaluations, lifecycle, training_jobs
 from control.services.access import visible_job
+from control.services.exceptions import NotFound
 from control.services.job_records import events, metric_points, support_bundle as bundle_of
 
 EVENT_TYPES = ("stage", "metrics", "checkpoint", "evaluation", "artifact", "warning", "error", "completed",
@@ -63,6 +65,14 @@ def progress(job: TrainingJob) -> dict:
             "stalled_since": job.stalled_at.strftime("%H:%M:%S UTC") if job.stalled_at else None}
 
 
+def evaluation_of(job: TrainingJob) -> dict | None:
+    """The job's newest completed evaluation (``evaluations.view``), or None before it has one."""
+    try:
+        return evaluations.view(job)
+    except NotFound:
+        return None
+
+
 @bp.get("/jobs/<job_id>")
 def job_detail(job_id):
     job = visible_job(g.user, job_id)
@@ -76,6 +86,8 @@ def job_detail(job_id):
         last_event_id=last_event_id(job), event_types=EVENT_TYPES,
         event_type=request.args.get("event_type", ""), event_q=flt["text"] or "",
         artifact=artifact, evaluation=(artifact.evaluation if artifact else None),
+        evaluation_view=evaluation_of(job), evaluation_runs=evaluations.runs_of(job),
+        prompts_files=prompts_files(g.user) if job.status == JobStatus.COMPLETED else [],
         interruptions=job.to_dict()["interruptions"],
         checkpoints=checkpoints.checkpoints(job) if job.is_final else [])
 

@@ -18,7 +18,8 @@ OVERRIDES = {name: "1" if request_setting(name).type is int else "any"
              for name in HyperparameterOverrides.model_fields}
 TEXT_FIELDS = ("training_file_id", "preset", "gpu_type", "pricing", "base_model", "method",
                "name", "description", "notes", "tags",
-               "retry_of", "continue_step")   # a retry, and the checkpoint step it continues from
+               "retry_of", "continue_step",   # a retry, and the checkpoint step it continues from
+               "eval_size", "max_new_tokens", "prompts_file_id")   # the evaluation
 
 
 def values_from_form(form) -> dict:
@@ -34,6 +35,11 @@ def parse(values: dict, start: bool = True) -> tuple[CreateJob | None, dict[str,
     ...                      "pricing": "spot", "tags": "anxious, retirement"})
     >>> errors, req.hyperparameters.batch_size, req.tags
     ({}, 2, ['anxious', 'retirement'])
+    >>> req, _ = parse({"training_file_id": "file_1", "eval_size": "quick", "max_new_tokens": "64"})
+    >>> req.evaluation.size, req.evaluation.max_new_tokens
+    ('quick', 64)
+    >>> parse({"training_file_id": "file_1", "max_new_tokens": "0"})[1]
+    {'max_new_tokens': 'Input should be greater than or equal to 1'}
     >>> parse({"training_file_id": "", "preset": "wild", "batch_size": "two", "pricing": "spot"})[1]
     {'training_file_id': 'choose a training file', 'preset': "Input should be 'conservative', 'balanced' or 'aggressive'", 'batch_size': 'Input should be a valid integer, unable to parse string as an integer'}
     """
@@ -53,6 +59,10 @@ def parse(values: dict, start: bool = True) -> tuple[CreateJob | None, dict[str,
     for key in ("base_model", "method", "name", "description", "notes"):
         if values.get(key):
             body[key] = values[key]
+    body["evaluation"] = {"size": values.get("eval_size") or None,
+                          "prompts_file_id": values.get("prompts_file_id") or None}
+    if values.get("max_new_tokens"):
+        body["evaluation"]["max_new_tokens"] = values["max_new_tokens"]
     if values.get("retry_of") and values.get("continue_step"):
         body["continue_from"] = {"job_id": values["retry_of"], "step": values["continue_step"]}
     try:
@@ -77,6 +87,8 @@ def field_of(loc) -> str:
         return "pricing"
     if loc[:1] == ["continue_from"]:
         return "continue_step"
+    if loc[:1] == ["evaluation"] and len(loc) > 1:
+        return {"size": "eval_size"}.get(loc[1], loc[1])
     if loc[:1] in (["hyperparameters"], ["tags"]) and len(loc) > 1:
         return loc[1] if loc[0] == "hyperparameters" else "tags"
     return loc[0] if loc else "form"
@@ -109,4 +121,7 @@ def values_from_job(job, adjust: bool = False, continue_step: int | None = None)
                   name=f"{job.name} (retry)"[:200], description=job.description or "",
                   notes=job.notes or "", tags=", ".join(job.tags or []), retry_of=job.id,
                   continue_step=str(continue_step) if continue_step else "")
+    evaluation = conf.get("evaluation") or {}
+    values.update(eval_size=evaluation.get("size") or "", prompts_file_id=evaluation.get("prompts_file_id") or "",
+                  max_new_tokens=str(evaluation["max_new_tokens"]) if evaluation.get("max_new_tokens") else "")
     return values

@@ -8,6 +8,7 @@ from control.console import job_form
 from control.console.blueprint import bp
 from control.console.filters import minutes, money
 from control.models import TrainingFileStatus, TrainingJob
+from control.models.training_file import FilePurpose
 from control.services import base_models
 from control.services.access import visible_file, visible_files, visible_job
 from control.services.exceptions import QuotaExceeded
@@ -72,11 +73,14 @@ def retry_changes(values: dict, hyperparameters: dict) -> tuple[TrainingJob | No
 
 
 def _form_page(values: dict, errors: dict | None = None, status: int = 200):
-    files = [f for f in visible_files(g.user) if f.status == TrainingFileStatus.READY]   # only these train
+    files = [f for f in visible_files(g.user)      # only ready datasets train
+             if f.status == TrainingFileStatus.READY and f.purpose == FilePurpose.FINE_TUNE]
     source = visible_job(g.user, values["retry_of"]) if values.get("retry_of") else None
     est = estimates(values) if values.get("training_file_id") else {"errors": {}}
     return render_template("console/jobs/new.html", values=values, errors=errors or {},
-                           files=files, presets=PRESETS, risk=PRESET_RISK, est=est, source=source,
+                           files=files, prompt_files=[f for f in visible_files(g.user) if f.status == TrainingFileStatus.READY
+                                                      and f.purpose == FilePurpose.EVALUATION],
+                           presets=PRESETS, risk=PRESET_RISK, est=est, source=source,
                            gpus=cost.GPU_CATALOG, overrides=job_form.OVERRIDES,
                            base_models=base_models.allowed(),
                            defaults={"base_model": current_app.config["DEFAULT_BASE_MODEL"],

@@ -1,6 +1,9 @@
 """Training files: upload (stored at once, validated by a task), list, and a file's page:
 its progress while it validates, then its statistics and preview, or every problem with
-its place. Nothing here parses a dataset: the pages show what the validation stored."""
+its place. Nothing here parses a dataset: the pages show what the validation stored.
+
+A file is uploaded for a purpose: ``fine-tune`` (a dataset to train on) or ``evaluation``
+(the customer's own prompts, previewed prompt by prompt; never trained on)."""
 from __future__ import annotations
 
 from flask import flash, g, jsonify, redirect, render_template, request, url_for
@@ -9,6 +12,7 @@ from sqlalchemy import select
 from control.console.blueprint import bp
 from control.extensions import db
 from control.models import TrainingFileStatus, TrainingJob
+from control.models.training_file import PURPOSES, FilePurpose
 from control.services import training_files
 from control.services.access import visible_file, visible_files
 from shared.errors import DatasetError
@@ -16,11 +20,14 @@ from shared.errors import DatasetError
 SHOWN_PROBLEMS = 200
 FILE_TONE = {TrainingFileStatus.VALIDATING: "info", TrainingFileStatus.READY: "ok",
              TrainingFileStatus.INVALID: "bad"}
+PURPOSE_LABELS = {FilePurpose.FINE_TUNE: "Fine-tune: a dataset to train on",
+                  FilePurpose.EVALUATION: "Evaluation: your own prompts to evaluate on"}
 
 
 def _list_page(status: int = 200, **extra):
+    extra.setdefault("purpose", FilePurpose.FINE_TUNE)
     return render_template("console/files/list.html", files=visible_files(g.user), tones=FILE_TONE,
-                           **extra), status
+                           purposes=PURPOSE_LABELS, **extra), status
 
 
 @bp.get("/files")
@@ -30,14 +37,20 @@ def training_files_list():
 
 @bp.post("/files")
 def upload_training_file():
+    purpose = request.form.get("purpose") or FilePurpose.FINE_TUNE
+    if purpose not in PURPOSES:
+        return _list_page(400, upload_error=f"Unknown purpose {purpose[:40]!r}: choose "
+                          + " or ".join(PURPOSES) + ".")
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        return _list_page(400, upload_error="Choose a dataset file (.json or .jsonl) to upload.")
+        return _list_page(400, purpose=purpose, upload_error=(
+            "Choose a prompts file (.jsonl) to upload." if purpose == FilePurpose.EVALUATION
+            else "Choose a dataset file (.json or .jsonl) to upload."))
     try:
-        row = training_files.create(g.user, upload.stream, upload.filename)
+        row = training_files.create(g.user, upload.stream, upload.filename, purpose=purpose)
     except DatasetError as exc:          # over the size limit: nothing was stored
-        return _list_page(422, rejected=upload.filename, problems=exc.problems[:SHOWN_PROBLEMS],
-                          total_problems=exc.total)
+        return _list_page(422, purpose=purpose, rejected=upload.filename,
+                          problems=exc.problems[:SHOWN_PROBLEMS], total_problems=exc.total)
     flash(f"{row.filename} is stored and being validated; this page shows the result.", "ok")
     return redirect(url_for("console.training_file_detail", file_id=row.id))
 
@@ -47,8 +60,11 @@ def training_file_detail(file_id):
     row = visible_file(g.user, file_id)
     jobs = db.session.scalars(select(TrainingJob).where(TrainingJob.training_file_id == row.id)
                               .order_by(TrainingJob.created_at.desc()).limit(50)).all()
+    prompts = row.purpose == FilePurpose.EVALUATION
     return render_template("console/files/detail.html", file=row, stats=row.statistics,
-                           sequences=row.preview, problems=(row.problems or [])[:SHOWN_PROBLEMS],
+                           sequences=None if prompts else row.preview,
+                           prompts=row.preview if prompts else None,
+                           problems=(row.problems or [])[:SHOWN_PROBLEMS],
                            total_problems=row.problem_count or len(row.problems or []),
                            tone=FILE_TONE.get(row.status, "info"), jobs=jobs)
 

@@ -77,7 +77,8 @@ class ModelArtifact(db.Model):
     metrics_path: Mapped[str | None] = mapped_column(String(512))
     summary_path: Mapped[str | None] = mapped_column(String(512))
     validation_report_path: Mapped[str | None] = mapped_column(String(512))
-    evaluation: Mapped[dict | None] = mapped_column(JSONType)
+    evaluation: Mapped[dict | None] = mapped_column(JSONType)      # the training run's evaluation event
+    judge: Mapped[dict | None] = mapped_column(JSONType)           # the automatic judge's counts, when it ran
     base_perplexity: Mapped[float | None] = mapped_column(Float)
     trained_perplexity: Mapped[float | None] = mapped_column(Float)
     perplexity_improvement_pct: Mapped[float | None] = mapped_column(Float)

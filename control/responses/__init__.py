@@ -9,6 +9,7 @@ evaluation, a dataset's statistics) allow any keys.
 """
 from control.responses.accounts import BaseModelList, BaseModelOut, TokenCreated, TokenList, TokenOut
 from control.responses.common import ErrorBody, ErrorOut
+from control.responses.evaluations import EvaluationOut, EvaluationRunOut, SamplesPage
 from control.responses.files import TrainingFileList, TrainingFileOut
 from control.responses.jobs import (AttemptOut, CostEstimateOut, JobDetail, JobListPage, JobOut,
                                     RetryResult)
@@ -16,6 +17,7 @@ from control.responses.records import (AdapterLink, ArtifactsOut, CheckpointList
                                        MetricPoint, MetricsOut, SupportBundle)
 
 __all__ = ["AdapterLink", "ArtifactsOut", "AttemptOut", "BaseModelList", "BaseModelOut",
-           "CheckpointList", "CostEstimateOut", "ErrorBody", "ErrorOut", "EventPage", "JobDetail",
+           "CheckpointList", "CostEstimateOut", "ErrorBody", "ErrorOut", "EvaluationOut", "EvaluationRunOut",
+           "EventPage", "SamplesPage", "JobDetail",
            "JobListPage", "JobOut", "MetricPoint", "MetricsOut", "RetryResult", "SupportBundle",
            "TokenCreated", "TokenList", "TokenOut", "TrainingFileList", "TrainingFileOut"]

@@ -28,15 +28,29 @@ class DatasetStatistics(Open):
     warnings: list[str] = []
 
 
+class PromptStatistics(Open):
+    """A prompts file (purpose evaluation) analysed once (``shared/dataset/prompts.py``)."""
+
+    format: Literal["prompts-jsonl"]
+    prompts: int
+    with_reference: int = Field(description="prompts that carry the reply they expect")
+    multi_turn: int = Field(description="prompts of more than one message (a system message, earlier turns)")
+    categories: dict[str, int] = {}
+    longest_prompt_chars: int
+
+
 class TrainingFileOut(Out):
     id: str
     filename: str
-    format: Literal["brightrun-lora-v4", "chat-jsonl"] | None = Field(
+    purpose: Literal["fine-tune", "evaluation"] = Field(
+        description="fine-tune: a dataset to train on; evaluation: prompts to evaluate a job on")
+    format: Literal["brightrun-lora-v4", "chat-jsonl", "prompts-jsonl"] | None = Field(
         description="known once validated")
     sha256: str
     size_bytes: int
     status: Literal["validating", "ready", "invalid"]
-    statistics: DatasetStatistics | None = Field(description="once ready")
+    statistics: DatasetStatistics | PromptStatistics | None = Field(
+        description="once ready: a dataset's, or a prompts file's")
     problems: list[AnyObject] | None = Field(description="when invalid: every problem with its place")
     validated_at: Timestamp | None
     created_by: str

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from control.extensions import db
 from control.models import (AttemptOutcome, JobAttempt, JobStatus, MetricPoint, ModelArtifact,
                             TrainingEvent, TrainingJob, utcnow)
-from control.services import lifecycle
+from control.services import lifecycle, queue
 from shared.events import parse_event
 from shared.failures import RECOVERABLE
 from shared.storage import join
@@ -84,6 +84,8 @@ def ingest(job: TrainingJob, attempt: JobAttempt, raws: list) -> int:
         _upsert_metrics(metric_rows)
     lifecycle.settle_cost(job)
     db.session.commit()
+    if any(e.type == "completed" and (e.summary.get("eval") or {}).get("measures") is not None for e in fresh):
+        queue.enqueue_judging(job.id)       # after the commit: the judge reads what was stored
     return len(fresh)
 
 
@@ -127,7 +129,8 @@ def apply_event(job: TrainingJob, attempt: JobAttempt, event) -> dict | None:
                 "epoch": event.epoch, "training_loss": event.loss, "learning_rate": event.lr,
                 "gradient_norm": event.grad_norm, "tokens_per_second": event.tokens_per_second,
                 "gpu_memory_gb": event.gpu_memory_gb, "elapsed_seconds": event.elapsed_seconds,
-                "eta_seconds": event.eta_seconds, "recorded_at": utcnow()}
+                "eta_seconds": event.eta_seconds, "validation_loss": event.val_loss,
+                "perplexity": event.val_perplexity, "recorded_at": utcnow()}
     elif kind == "checkpoint":
         job.last_checkpoint_step = max(job.last_checkpoint_step or 0, event.step)
         if event.reason == "requested":
@@ -138,6 +141,8 @@ def apply_event(job: TrainingJob, attempt: JobAttempt, event) -> dict | None:
         art.base_perplexity = event.base.perplexity
         art.trained_perplexity = event.trained.perplexity if event.trained else None
         art.perplexity_improvement_pct = event.improvement_pct
+        art.forgetting_retention = next((m.get("improvement") for m in event.measures or []
+                                         if m.get("id") == "forgetting"), None)
         job.latest_perplexity = art.trained_perplexity or art.base_perplexity
     elif kind == "artifact":
         art = _artifact(job)

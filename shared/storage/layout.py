@@ -16,6 +16,8 @@ same checkpoints::
     <prefix>/metrics.jsonl                           one line per optimizer step
     <prefix>/summary.json                            written last: its presence means done
     <prefix>/downloads/adapter.zip                   the adapter zipped for download
+    <prefix>/evaluation/                             the evaluation (``EvaluationLayout``)
+    <prefix>/evaluations/<run id>/                   a re-evaluation: events, control, evaluation
 
 >>> layout = JobLayout.for_job("tj_1")
 >>> layout.checkpoint(100)
@@ -37,7 +39,7 @@ from shared.errors import StorageError
 from shared.storage.base import Storage, join
 
 MANIFEST = "manifest.json"
-DATASET_EXTENSIONS = {"brightrun-lora-v4": "json", "chat-jsonl": "jsonl"}
+DATASET_EXTENSIONS = {"brightrun-lora-v4": "json", "chat-jsonl": "jsonl", "prompts-jsonl": "jsonl"}
 _MANIFEST_KEY = re.compile(r"(?:^|/)checkpoints/step-(\d{8})/manifest\.json$")
 
 
@@ -113,6 +115,50 @@ class JobLayout:
     @property
     def adapter_zip(self) -> str:
         return join(self.prefix, "downloads", "adapter.zip")
+
+    # ------------------------------------------------------------------ the evaluation
+    @property
+    def evaluation(self) -> "EvaluationLayout":
+        """Where this run's evaluation goes (a training run's, or a re-evaluation's)."""
+        return EvaluationLayout(join(self.prefix, "evaluation"))
+
+    def re_evaluation(self, run_id: str) -> "JobLayout":
+        """A re-evaluation of this job: its own events, control documents and evaluation."""
+        return JobLayout(join(self.prefix, "evaluations", run_id))
+
+
+@dataclass(frozen=True)
+class EvaluationLayout:
+    """One evaluation's documents (``shared.evaluation.report``)::
+
+        <prefix>/evaluation/parts/<part>.json      each finished part (a resumed run skips it)
+        <prefix>/evaluation/samples/<suite>.jsonl  prompts and both models' answers
+        <prefix>/evaluation/summary.json           written last: the measures
+        <prefix>/evaluation/judge.json             the automatic judge's verdicts, when one ran
+        <prefix>/evaluations/<run id>/evaluation/  a re-evaluation's, the same way
+
+    >>> ev = JobLayout.for_job("tj_1").evaluation
+    >>> ev.summary, ev.samples("ei")
+    ('jobs/tj_1/evaluation/summary.json', 'jobs/tj_1/evaluation/samples/ei.jsonl')
+    >>> JobLayout.for_job("tj_1").re_evaluation("ev_2").evaluation.part("forgetting")
+    'jobs/tj_1/evaluations/ev_2/evaluation/parts/forgetting.json'
+    """
+
+    prefix: str
+
+    def part(self, name: str) -> str:
+        return join(self.prefix, "parts", f"{name}.json")
+
+    def samples(self, suite: str) -> str:
+        return join(self.prefix, "samples", f"{suite}.jsonl")
+
+    @property
+    def summary(self) -> str:
+        return join(self.prefix, "summary.json")
+
+    @property
+    def judge(self) -> str:
+        return join(self.prefix, "judge.json")
 
 
 # ---------------------------------------------------------------------- reading checkpoints

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 PASSWORD = "browser-test-password"
 # ~60 steps of a tiny Llama: 12-25 s of training on 2 cores, several monitor reads long.
 WATCHABLE = {"num_epochs": "10", "max_steps": "60", "batch_size": "2", "gradient_accumulation_steps": "1",
-             "max_seq_length": "512", "checkpoint_every_steps": "20"}
+             "max_seq_length": "512", "checkpoint_every_steps": "20", "max_new_tokens": "8"}
 XSS_NAME = 'run <img src=x onerror="window.__xss=1">'
 
 

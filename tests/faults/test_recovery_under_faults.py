@@ -27,6 +27,9 @@ SETTINGS = {"num_epochs": 10, "max_steps": STEPS, "batch_size": 2, "gradient_acc
             "max_seq_length": 512, "checkpoint_every_steps": 5}
 
 
+EVALUATION = {"size": "perplexity"}      # the faults are in training: no answers generated
+
+
 def _start_job(system, make_user, small_sample, tiny_model_dir, **settings) -> str:
     _, auth = make_user()
     http = httpx.Client(base_url=f"{system.url}/api", headers=auth, timeout=30)
@@ -34,7 +37,7 @@ def _start_job(system, make_user, small_sample, tiny_model_dir, **settings) -> s
     r = http.post("/training/jobs", json={
         "training_file_id": file_id, "preset": "balanced", "base_model": tiny_model_dir, "method": "lora",
         "gpu": {"type": "LOCAL_CPU", "pricing": "spot"}, "hyperparameters": {**SETTINGS, **settings},
-        "start": True})
+        "evaluation": EVALUATION, "start": True})
     assert r.status_code == 201, r.text
     return r.json()["id"]
 

@@ -46,7 +46,8 @@ def test_checkpoint_now_retry_with_the_fix_and_continue_from_a_checkpoint(
     file_id = http.post("/training-files?wait=true", files={"file": ("s.json", small_sample, "application/json")}).json()["id"]
     body = {"training_file_id": file_id, "preset": "balanced", "base_model": tiny_model_dir, "method": "lora",
             "gpu": {"type": "LOCAL_CPU", "pricing": "spot"}, "start": True,
-            "hyperparameters": {**SETTINGS, "num_epochs": 10, "max_steps": 40, "checkpoint_every_steps": 25}}
+            "hyperparameters": {**SETTINGS, "num_epochs": 10, "max_steps": 40, "checkpoint_every_steps": 25},
+            "evaluation": {"size": "perplexity"}}
     first = http.post("/training/jobs", json=body).json()["id"]
 
     # Checkpoint now: asked while it trains, taken at a step between the interval ones.

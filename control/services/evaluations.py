@@ -1,0 +1,138 @@
+"""A job's evaluation as users read it, and re-evaluations of finished jobs.
+
+The handler writes each evaluation's documents under the job's prefix
+(``shared.storage.layout.EvaluationLayout``: the summary, the samples, the judge's
+verdicts); this module reads them back for the API and the console: the measures against
+their targets (recomputed with the automatic judge's verdicts when it ran), and the samples,
+a page at a time. A re-evaluation is an ``evaluate`` job on the same endpoint, recorded as
+an ``EvaluationRun`` of the job with its own results.
+"""
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from control.extensions import db
+from control.models import EvaluationRun, EvaluationStatus, JobStatus, ModelArtifact, TrainingJob, User
+from control.schemas import EvaluationRequest
+from control.services import queue
+from control.services.exceptions import JobStateError, NotFound
+from control.services.storage import get_storage
+from control.services.training_jobs import evaluation_settings
+from shared.errors import StorageError
+from shared.evaluation import measures
+from shared.evaluation.report import EvaluationSummary, Sample
+from shared.storage.layout import EvaluationLayout, JobLayout
+
+TRAINING_RUN = "training"     # the id of a training run's own evaluation
+
+
+def layout_of(job: TrainingJob, run_id: str | None) -> EvaluationLayout:
+    """Where an evaluation of ``job`` is: the training run's, or re-evaluation ``run_id``'s."""
+    layout = JobLayout(job.storage_prefix)
+    return layout.evaluation if run_id in (None, TRAINING_RUN) else layout.re_evaluation(run_id).evaluation
+
+
+def runs_of(job: TrainingJob) -> list[dict]:
+    """Every evaluation of the job, the training run's first, then re-evaluations, newest last."""
+    art = db.session.scalars(select(ModelArtifact).where(ModelArtifact.training_job_id == job.id)).first()
+    out = []
+    if art is not None and art.evaluation and art.evaluation.get("measures") is not None:
+        out.append({"id": TRAINING_RUN, "kind": "training", "status": "completed",
+                    "completed_at": None, "judge": art.judge})
+    for run in db.session.scalars(select(EvaluationRun).where(EvaluationRun.training_job_id == job.id)
+                                  .order_by(EvaluationRun.created_at, EvaluationRun.id)):
+        out.append({**run.to_dict(), "judge": run.judge})
+    return out
+
+
+def _chosen(job: TrainingJob, run_id: str | None) -> dict:
+    """The run asked for, or the newest completed one."""
+    runs = runs_of(job)
+    if run_id is not None:
+        found = next((r for r in runs if r["id"] == run_id), None)
+        if found is None:
+            raise NotFound("evaluation", run_id)
+        return found
+    done = [r for r in runs if r["status"] == EvaluationStatus.COMPLETED]
+    if not done:
+        raise NotFound("evaluation of job", job.id)
+    return done[-1]
+
+
+def summary_of(job: TrainingJob, run_id: str | None) -> EvaluationSummary:
+    key = layout_of(job, run_id).summary
+    try:
+        return EvaluationSummary.model_validate_json(get_storage().get_bytes(key))
+    except StorageError:
+        raise NotFound("evaluation summary", key) from None
+
+
+def judge_report(job: TrainingJob, run_id: str | None) -> dict | None:
+    """The automatic judge's full report for an evaluation, when it ran."""
+    storage, key = get_storage(), layout_of(job, run_id).judge
+    if not storage.exists(key):
+        return None
+    return json.loads(storage.get_bytes(key))
+
+
+def view(job: TrainingJob, run_id: str | None = None) -> dict:
+    """Each measure with base, adapter, improvement, interval, target and status, and the data
+    it was computed on; the judge's verdicts count once it has run."""
+    run = _chosen(job, run_id)
+    if run["status"] != EvaluationStatus.COMPLETED:
+        return {"job_id": job.id, "run": run, "runs": runs_of(job), "measures": [], "status": run["status"]}
+    summary = summary_of(job, run["id"])
+    judge = judge_report(job, run["id"])
+    parts = {"perplexity": summary.perplexity, "forgetting": summary.forgetting, "similarity": summary.similarity}
+    ms = measures.all_measures(parts, judge_report=judge)
+    return {
+        "job_id": job.id, "status": "completed", "run": run, "runs": runs_of(job),
+        "size": summary.size, "max_new_tokens": summary.max_new_tokens,
+        "measures": [m.model_dump(mode="json") for m in ms],
+        "data": summary.data, "suites": {k: {"samples": v["samples"], "categories": v["categories"]}
+                                          for k, v in summary.suites.items()},
+        "flags": summary.flags, "timings": summary.timings, "tokens": summary.tokens,
+        "perplexity": summary.perplexity,
+        "forgetting": {k: v for k, v in (summary.forgetting or {}).items() if k != "answers"} or None,
+        "similarity": summary.similarity,
+        "judge": {k: v for k, v in judge.items() if k != "items"} if judge else None}
+
+
+def samples(job: TrainingJob, suite: str, *, run_id: str | None = None, category: str | None = None,
+            page: int = 1, per_page: int = 10) -> dict:
+    """One page of a suite's samples: prompt, both answers, the reference and the scores."""
+    run = _chosen(job, run_id)
+    layout = layout_of(job, run["id"])
+    storage = get_storage()
+    rows: list[Sample] = []
+    if storage.exists(layout.samples(suite)):
+        rows = [Sample.model_validate_json(line)
+                for line in storage.get_bytes(layout.samples(suite)).decode().splitlines() if line]
+    categories = sorted({r.category for r in rows if r.category})
+    if category:
+        rows = [r for r in rows if r.category == category]
+    verdicts = {i["id"]: i["verdict"] for i in (judge_report(job, run["id"]) or {}).get("items", [])}
+    start = (page - 1) * per_page
+    return {"job_id": job.id, "run": run["id"], "suite": suite, "category": category,
+            "categories": categories, "page": page, "per_page": per_page, "total": len(rows),
+            "samples": [{**r.model_dump(mode="json"), "judge": verdicts.get(f"{suite}/{r.id}")}
+                        for r in rows[start:start + per_page]]}
+
+
+def start(user: User, job: TrainingJob, req: EvaluationRequest) -> EvaluationRun:
+    """Record a re-evaluation of a completed job and queue its dispatch. Commits."""
+    if job.status != JobStatus.COMPLETED:
+        raise JobStateError(job, "re-evaluate", "only a completed job has an adapter to evaluate")
+    active = db.session.scalars(select(EvaluationRun).where(
+        EvaluationRun.training_job_id == job.id, EvaluationRun.status.in_(EvaluationStatus.active()))).first()
+    if active is not None:
+        raise JobStateError(job, "re-evaluate", f"re-evaluation {active.id} is still {active.status}",
+                            code="evaluation_running")
+    run = EvaluationRun(training_job_id=job.id, settings=evaluation_settings(user, req),
+                        status=EvaluationStatus.QUEUED, created_by=user.id)
+    db.session.add(run)
+    db.session.commit()
+    queue.enqueue(queue.DISPATCH_EVALUATION, run.id)
+    return run
