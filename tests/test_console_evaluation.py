@@ -263,7 +263,7 @@ def test_bad_re_evaluation_settings_are_named_and_queue_nothing(console, evaluat
     r = console.post(f"/jobs/{evaluated.id}/evaluate", {"size": "huge", "max_new_tokens": "0"},
                      follow_redirects=True)
     seen = _visible(_text(r))
-    assert "size: Input should be 'quick' or 'full'" in seen
+    assert "size: Input should be 'quick', 'full' or 'perplexity'" in seen
     assert "max_new_tokens: Input should be greater than or equal to 1" in seen
     assert db.session.scalars(select(EvaluationRun)).all() == []
 

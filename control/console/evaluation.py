@@ -191,7 +191,7 @@ def evaluation_request(form) -> tuple[EvaluationRequest | None, str | None]:
     >>> evaluation_request({"size": "quick", "max_new_tokens": "128", "prompts_file_id": ""})[0]
     EvaluationRequest(size='quick', max_new_tokens=128, prompts_file_id=None)
     >>> evaluation_request({"size": "huge", "max_new_tokens": "0"})[1]
-    "size: Input should be 'quick' or 'full'; max_new_tokens: Input should be greater than or equal to 1"
+    "size: Input should be 'quick', 'full' or 'perplexity'; max_new_tokens: Input should be greater than or equal to 1"
     """
     body = {k: (form.get(k) or "").strip() for k in ("size", "max_new_tokens", "prompts_file_id")}
     try:
