@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from shared.evaluation.report import SUITE_NAMES, Sample
+from shared.evaluation.report import SUITE_NAMES, read_samples
 from shared.storage import Storage
 from shared.storage.layout import EvaluationLayout
 
@@ -59,13 +59,6 @@ def print_measures(ev: dict) -> None:
         click.secho(f"  warning: {flag['message']}", fg="yellow")
 
 
-def samples(storage: Storage, layout: EvaluationLayout, suite: str) -> list[Sample]:
-    key = layout.samples(suite)
-    if not storage.exists(key):
-        return []
-    return [Sample.model_validate_json(line) for line in storage.get_bytes(key).decode().splitlines() if line]
-
-
 def _wrap(label: str, text: str) -> str:
     body = textwrap.shorten(" ".join(text.split()), width=320, placeholder=" ...") or "(empty)"
     return textwrap.fill(body, width=100, initial_indent=f"    {label:<10}", subsequent_indent=" " * 14)
@@ -75,7 +68,7 @@ def print_examples(storage: Storage, layout: EvaluationLayout, root: Path, count
     """The first ``count`` before/after pairs: held-out turns first, then the scenarios."""
     shown = 0
     for suite in ("heldout", "ei", "custom"):
-        rows = samples(storage, layout, suite)
+        rows = read_samples(storage, layout.samples(suite))
         for row in rows[:count - shown]:
             if shown == 0:
                 click.echo(f"before / after (every answer: {root / layout.prefix / 'samples'}/)")

@@ -1,6 +1,6 @@
 """The loss: encoded sequences collated into padded tensors, and the cross-entropy of each
 trained token, with logits computed only where loss is taken. Training and held-out
-scoring both use it."""
+scoring both use it; the evaluation's prompts are left-padded (``left_padded``)."""
 from __future__ import annotations
 
 import torch
@@ -34,3 +34,15 @@ def collate(encoded, pad_id: int, device):
         attn[row, :n] = 1
         mask[row, :n] = torch.tensor(e.trained)
     return ids.to(device), attn.to(device), mask.to(device)
+
+
+def left_padded(encoded: list[list[int]], pad_id: int):
+    """Token ids and attention mask of prompts, left-padded: each one's last token is the
+    last position, where generation and next-token scoring read from."""
+    width = max(len(e) for e in encoded)
+    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(encoded), width), dtype=torch.long)
+    for row, e in enumerate(encoded):
+        ids[row, width - len(e):] = torch.tensor(e)
+        attn[row, width - len(e):] = 1
+    return ids, attn

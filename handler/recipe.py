@@ -94,17 +94,7 @@ class Recipe:
             yield ev.make("completed", summary=done)
             return
 
-        yield ev.make("stage", stage="preprocessing")
-        source = base_models.resolve(self.job.base_model)
-        self.model_location = yield from self._with_heartbeat(
-            "preprocessing", "fetching the base model",
-            lambda: base_models.materialize(source, self.settings.model_cache))
-        self.tokenizer = base_models.load_tokenizer(self.model_location, self.job.base_model,
-                                                    self.settings.hf_token)
-        yield from self._prepare_data()
-
-        yield ev.make("stage", stage="model_loading")
-        yield from self._with_heartbeat("model_loading", "loading the base model", self._setup_model)
+        yield from self.load()
         resumed_from = yield from self._with_heartbeat("model_loading", "loading the checkpoint",
                                                        self._resume)
         full_plan = batching.plan([e.n_targets for e in self.train.sequences],
@@ -133,6 +123,20 @@ class Recipe:
         yield ev.make("stage", stage="finalizing")
         yield from self._save_outputs()
         yield ev.make("completed", summary=self.summary)
+
+    def load(self) -> Iterator[dict]:
+        """Preprocessing (the base model fetched, its tokenizer, the data prepared), then
+        model loading (the base with LoRA attached); training and re-evaluation both start so."""
+        yield self.events.make("stage", stage="preprocessing")
+        source = base_models.resolve(self.job.base_model)
+        self.model_location = yield from self._with_heartbeat(
+            "preprocessing", "fetching the base model",
+            lambda: base_models.materialize(source, self.settings.model_cache))
+        self.tokenizer = base_models.load_tokenizer(self.model_location, self.job.base_model,
+                                                    self.settings.hf_token)
+        yield from self._prepare_data()
+        yield self.events.make("stage", stage="model_loading")
+        yield from self._with_heartbeat("model_loading", "loading the base model", self._setup_model)
 
     def _with_heartbeat(self, stage: str, activity: str, fn):
         """``fn()``'s value, with a heartbeat event every ``heartbeat_seconds`` while it runs."""

@@ -75,17 +75,23 @@ class TrainingData:
         }
 
 
+def read_verified(storage: Storage, key: str, sha256: str, what: str) -> bytes:
+    """A file of the job's from storage, checked against the sha256 it was recorded with;
+    ``DatasetError`` naming ``what`` (the job input's field) when it cannot be read or changed."""
+    try:
+        raw = storage.get_bytes(key)
+    except StorageError as exc:
+        raise DatasetError([Problem(what, f"could not be read from storage: {exc}", "key")]) from exc
+    if hashlib.sha256(raw).hexdigest() != sha256:
+        raise DatasetError([Problem(what, f"{key} does not match its sha256: "
+                                    "the file changed after it was recorded", "sha256")])
+    return raw
+
+
 def prepare(job: JobInput, storage: Storage, tokenizer, *, max_bytes: int) -> TrainingData:
     """The job's dataset, verified, filtered, split and encoded; raises DatasetError."""
     ref = job.dataset
-    try:
-        raw = storage.get_bytes(ref.key)
-    except StorageError as exc:
-        raise DatasetError([Problem("dataset", f"could not be read from storage: {exc}",
-                                    "key")]) from exc
-    if hashlib.sha256(raw).hexdigest() != ref.sha256:
-        raise DatasetError([Problem("dataset", f"{ref.key} does not match its sha256: "
-                                    "the file changed after it was recorded", "sha256")])
+    raw = read_verified(storage, ref.key, ref.sha256, "dataset")
     dataset = min_quality(parse_bytes(raw, name=ref.key, fmt=ref.format, max_bytes=max_bytes),
                           job.data.min_quality_score)
     if not dataset.conversations:

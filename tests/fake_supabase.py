@@ -40,8 +40,9 @@ from datetime import datetime, timezone
 from urllib.parse import quote
 
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from tests.local_server import LocalServer
 
 MiB = 1 << 20
 TUS_CHUNK_LIMIT = 6 * MiB
@@ -83,29 +84,21 @@ def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log(self, *args, **kwargs) -> None:  # no access log in test output
-        pass
-
-    def connection_dropped(self, error, environ=None) -> None:
-        pass
-
-
 class _Abort(Exception):
     def __init__(self, response: Response):
         self.response = response
 
 
-class FakeSupabase:
+class FakeSupabase(LocalServer):
     """Supabase Storage for one project: buckets of objects, resumable uploads, signed links."""
+
+    name = "fake-supabase"
 
     def __init__(self, service_key: str = "fake-service-role-key", buckets=("training",)):
         self.service_key = service_key
         self.buckets = set(buckets)
         self._secret = uuid.uuid4().bytes
         self._lock = threading.Lock()
-        self._server = None
-        self._thread = None
         self.reset()
         self._map = Map([
             Rule("/storage/v1/object/list/<bucket>", endpoint="list", methods=["POST"]),
@@ -177,29 +170,7 @@ class FakeSupabase:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "FakeSupabase":
-        self._server = make_server("127.0.0.1", 0, self, threaded=True,
-                                   request_handler=_QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True, name="fake-supabase")
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=5)
-            self._server = None
-
-    def __enter__(self) -> "FakeSupabase":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        return self.address
 
     def __call__(self, environ, start_response):
         request = Request(environ)

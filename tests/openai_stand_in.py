@@ -26,8 +26,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from tests.local_server import LocalServer
 
 CHAT_PATH = "/v1/chat/completions"
 
@@ -93,13 +94,10 @@ def rate_limited(times: int, then: Callable[[ChatRequest], str | Error | Raw],
     return reply
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log(self, *args, **kwargs) -> None:  # no access log in test output
-        pass
-
-
-class OpenAIStandIn:
+class OpenAIStandIn(LocalServer):
     """An OpenAI-compatible chat endpoint whose every answer ``reply`` decides."""
+
+    name = "openai-stand-in"
 
     def __init__(self, reply: Callable[[ChatRequest], str | Error | Raw],
                  model: str = "judge-model"):
@@ -107,35 +105,11 @@ class OpenAIStandIn:
         self.model = model
         self.requests: list[ChatRequest] = []
         self._lock = threading.Lock()
-        self._server = None
-        self._thread = None
 
     @property
     def url(self) -> str:
         """The base URL a client is given (with ``/v1``)."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def start(self) -> "OpenAIStandIn":
-        self._server = make_server("127.0.0.1", 0, self, threaded=True,
-                                   request_handler=_QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True, name="openai-stand-in")
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=5)
-            self._server = None
-
-    def __enter__(self) -> "OpenAIStandIn":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        return f"{self.address}/v1"
 
     def __call__(self, environ, start_response):
         request = Request(environ)

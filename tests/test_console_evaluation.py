@@ -20,7 +20,7 @@ from control.schemas import CreateJob
 from control.services import training_files, training_jobs
 from control.services.storage import get_storage
 from shared.evaluation.measures import all_measures
-from shared.evaluation.report import EvaluationSummary, Sample
+from shared.evaluation.report import EvaluationSummary, Sample, write_samples
 from shared.evaluation.statistics import win_rate
 from shared.storage.layout import JobLayout
 from tests.test_console import XSS, Console
@@ -66,7 +66,7 @@ def _store_evaluation(job: TrainingJob) -> None:
               "ei": [_scenario(i, c) for i, c in enumerate(EI_CATEGORIES, 1)]}
     info = {}
     for suite, rows in suites.items():
-        storage.put_bytes(layout.samples(suite), "".join(r.model_dump_json() + "\n" for r in rows).encode())
+        write_samples(storage, layout.samples(suite), rows)
         counts: dict[str, int] = {}
         for r in rows:
             if r.category:

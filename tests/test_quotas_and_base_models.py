@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from control.extensions import db
-from control.models import RegisteredBaseModel, TrainingJob
+from control.models import EvaluationRun, JobStatus, RegisteredBaseModel, TrainingJob, utcnow
 from control.services.queue import get_queue
 
 ALLOWED = ("embedded", "meta-llama/Meta-Llama-3-70B-Instruct")
@@ -311,3 +311,30 @@ def test_made_up_tokens_share_their_senders_budget_instead_of_each_getting_one(a
     codes = [client.get("/api/training/jobs", headers={"Authorization": f"Bearer brt_{uuid.uuid4().hex}"},
                         environ_base={"REMOTE_ADDR": address}).status_code for _ in range(5)]
     assert codes == [401, 401, 401, 429, 429]
+
+
+def _completed(client, auth, file_id) -> str:
+    job_id = client.post("/api/training/jobs", headers=auth, json=_body(file_id)).get_json()["id"]
+    job = db.session.get(TrainingJob, job_id)
+    job.status, job.completed_at = JobStatus.COMPLETED, utcnow()
+    db.session.commit()
+    return job_id
+
+
+def test_a_re_evaluation_holds_a_gpu_and_counts_in_the_active_and_hourly_quotas(app, client, auth, file_id):
+    app.config["MAX_JOBS_PER_HOUR"] = 5
+    done = [_completed(client, auth, file_id) for _ in range(3)]
+    app.config["MAX_ACTIVE_JOBS_PER_USER"] = 1
+    assert client.post(f"/api/training/jobs/{done[0]}/evaluate", headers=auth, json={}).status_code == 202
+    r = client.post(f"/api/training/jobs/{done[1]}/evaluate", headers=auth, json={})   # another job's
+    assert r.status_code == 429 and "MAX_ACTIVE_JOBS_PER_USER" in r.get_json()["error"]["message"]
+    r = client.post("/api/training/jobs", headers=auth, json=_body(file_id, start=True))
+    assert r.status_code == 429                                  # the re-evaluation holds the place
+    assert db.session.query(EvaluationRun).count() == 1
+
+    app.config["MAX_ACTIVE_JOBS_PER_USER"] = 0
+                                                                 # 3 jobs and 1 re-evaluation this hour
+    assert client.post(f"/api/training/jobs/{done[1]}/evaluate", headers=auth, json={}).status_code == 202
+    r = client.post(f"/api/training/jobs/{done[2]}/evaluate", headers=auth, json={})
+    assert r.status_code == 429 and "MAX_JOBS_PER_HOUR" in r.get_json()["error"]["message"]
+    assert db.session.query(EvaluationRun).count() == 2

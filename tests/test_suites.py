@@ -171,24 +171,18 @@ def test_the_full_samples_are_every_item_in_file_order():
     assert fk.sample("full") == fk.questions
 
 
-def test_the_quick_scenario_sample_is_the_first_two_of_each_category_in_file_order():
-    suite = suites.emotional_intelligence()
+@pytest.mark.parametrize("load, items, group, groups, per_group", [
+    (suites.emotional_intelligence, "scenarios", "category", CATEGORIES, 2),
+    (suites.financial_knowledge, "questions", "topic", TOPICS, 4)])
+def test_the_quick_sample_is_the_first_few_of_each_group_in_file_order(load, items, group, groups, per_group):
+    suite = load()
     quick = suite.sample("quick")
-    expected = {s.id for c in CATEGORIES for s in [x for x in suite.scenarios if x.category == c][:2]}
-    assert len(quick) == 10
-    assert {s.id for s in quick} == expected
-    assert [s.id for s in quick] == sorted(s.id for s in quick)
-    assert Counter(s.category for s in quick) == {c: 2 for c in CATEGORIES}
-
-
-def test_the_quick_question_sample_is_the_first_four_of_each_topic_in_file_order():
-    suite = suites.financial_knowledge()
-    quick = suite.sample("quick")
-    expected = {q.id for t in TOPICS for q in [x for x in suite.questions if x.topic == t][:4]}
-    assert len(quick) == 20
-    assert {q.id for q in quick} == expected
-    assert [q.id for q in quick] == sorted(q.id for q in quick)
-    assert Counter(q.topic for q in quick) == {t: 4 for t in TOPICS}
+    every = getattr(suite, items)
+    expected = {x.id for g in groups for x in [y for y in every if getattr(y, group) == g][:per_group]}
+    assert len(quick) == per_group * len(groups)
+    assert {x.id for x in quick} == expected
+    assert [x.id for x in quick] == sorted(x.id for x in quick)
+    assert Counter(getattr(x, group) for x in quick) == {g: per_group for g in groups}
 
 
 def test_the_samples_are_the_same_every_time_and_refuse_an_unknown_size():

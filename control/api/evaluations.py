@@ -41,4 +41,4 @@ def job_evaluation_samples(job_id):
 def evaluate_job(job_id):
     job = visible_job(g.user, job_id)
     run = evaluations.start(g.user, job, json_body(EvaluationRequest))
-    return jsonify({**run.to_dict(), "judge": None}), 202
+    return jsonify(run.to_dict()), 202

@@ -151,7 +151,7 @@ def _page_of(job: TrainingJob, view: dict, suite: str, category: str | None) -> 
     """One page of the suite's samples, and a notice when the page asked for was not one."""
     asked = whole_page(request.args.get("page"))
     data = evaluations.samples(job, suite, run_id=view["run"]["id"], category=category,
-                               page=asked or 1, per_page=PER_PAGE)
+                               page=asked or 1, per_page=PER_PAGE, clamp=True)
     if category and category not in data["categories"]:
         have = ", ".join(data["categories"]) or "none"
         abort(404, description=f"The {SUITE_NAMES[suite]} have no category {category!r}; "
@@ -162,8 +162,6 @@ def _page_of(job: TrainingJob, view: dict, suite: str, category: str | None) -> 
         notice = f"Page {request.args.get('page')!r} is not a page number: showing page 1 of {pages}."
     elif asked > pages:
         notice = f"There is no page {asked}: showing the last page, {pages} of {pages}."
-        data = evaluations.samples(job, suite, run_id=view["run"]["id"], category=category,
-                                   page=pages, per_page=PER_PAGE)
     data["pages"] = pages
     for s in data["samples"]:
         s["earlier"], s["last"] = prompt_parts(s["prompt"])

@@ -44,6 +44,6 @@ class EvaluationRun(db.Model):
 
     def to_dict(self) -> dict:
         return {"id": self.id, "job_id": self.training_job_id, "kind": "re-evaluation",
-                "status": self.status, "settings": self.settings, "error": self.error,
+                "status": self.status, "settings": self.settings, "error": self.error, "judge": self.judge,
                 "created_by": self.created_by, "created_at": iso(self.created_at),
                 "started_at": iso(self.started_at), "completed_at": iso(self.completed_at)}

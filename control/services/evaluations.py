@@ -10,19 +10,20 @@ an ``EvaluationRun`` of the job with its own results.
 from __future__ import annotations
 
 import json
+import math
 
 from sqlalchemy import select
 
 from control.extensions import db
 from control.models import EvaluationRun, EvaluationStatus, JobStatus, ModelArtifact, TrainingJob, User
 from control.schemas import EvaluationRequest
-from control.services import queue
+from control.services import queue, quotas
 from control.services.exceptions import JobStateError, NotFound
 from control.services.storage import get_storage
 from control.services.training_jobs import evaluation_settings
 from shared.errors import StorageError
 from shared.evaluation import measures
-from shared.evaluation.report import EvaluationSummary, Sample
+from shared.evaluation.report import EvaluationSummary, read_samples
 from shared.storage.layout import EvaluationLayout, JobLayout
 
 TRAINING_RUN = "training"     # the id of a training run's own evaluation
@@ -43,13 +44,12 @@ def runs_of(job: TrainingJob) -> list[dict]:
                     "completed_at": None, "judge": art.judge})
     for run in db.session.scalars(select(EvaluationRun).where(EvaluationRun.training_job_id == job.id)
                                   .order_by(EvaluationRun.created_at, EvaluationRun.id)):
-        out.append({**run.to_dict(), "judge": run.judge})
+        out.append(run.to_dict())
     return out
 
 
-def _chosen(job: TrainingJob, run_id: str | None) -> dict:
-    """The run asked for, or the newest completed one."""
-    runs = runs_of(job)
+def _chosen(job: TrainingJob, run_id: str | None, runs: list[dict]) -> dict:
+    """The run asked for among ``runs``, or the newest completed one."""
     if run_id is not None:
         found = next((r for r in runs if r["id"] == run_id), None)
         if found is None:
@@ -80,15 +80,16 @@ def judge_report(job: TrainingJob, run_id: str | None) -> dict | None:
 def view(job: TrainingJob, run_id: str | None = None) -> dict:
     """Each measure with base, adapter, improvement, interval, target and status, and the data
     it was computed on; the judge's verdicts count once it has run."""
-    run = _chosen(job, run_id)
+    runs = runs_of(job)
+    run = _chosen(job, run_id, runs)
     if run["status"] != EvaluationStatus.COMPLETED:
-        return {"job_id": job.id, "run": run, "runs": runs_of(job), "measures": [], "status": run["status"]}
+        return {"job_id": job.id, "run": run, "runs": runs, "measures": [], "status": run["status"]}
     summary = summary_of(job, run["id"])
     judge = judge_report(job, run["id"])
     parts = {"perplexity": summary.perplexity, "forgetting": summary.forgetting, "similarity": summary.similarity}
     ms = measures.all_measures(parts, judge_report=judge)
     return {
-        "job_id": job.id, "status": "completed", "run": run, "runs": runs_of(job),
+        "job_id": job.id, "status": "completed", "run": run, "runs": runs,
         "size": summary.size, "max_new_tokens": summary.max_new_tokens,
         "measures": [m.model_dump(mode="json") for m in ms],
         "data": summary.data, "suites": {k: {"samples": v["samples"], "categories": v["categories"]}
@@ -101,18 +102,16 @@ def view(job: TrainingJob, run_id: str | None = None) -> dict:
 
 
 def samples(job: TrainingJob, suite: str, *, run_id: str | None = None, category: str | None = None,
-            page: int = 1, per_page: int = 10) -> dict:
-    """One page of a suite's samples: prompt, both answers, the reference and the scores."""
-    run = _chosen(job, run_id)
-    layout = layout_of(job, run["id"])
-    storage = get_storage()
-    rows: list[Sample] = []
-    if storage.exists(layout.samples(suite)):
-        rows = [Sample.model_validate_json(line)
-                for line in storage.get_bytes(layout.samples(suite)).decode().splitlines() if line]
+            page: int = 1, per_page: int = 10, clamp: bool = False) -> dict:
+    """One page of a suite's samples: prompt, both answers, the reference and the scores.
+    A page past the end is empty, or with ``clamp`` the last page (``page`` says which)."""
+    run = _chosen(job, run_id, runs_of(job))
+    rows = read_samples(get_storage(), layout_of(job, run["id"]).samples(suite))
     categories = sorted({r.category for r in rows if r.category})
     if category:
         rows = [r for r in rows if r.category == category]
+    if clamp:
+        page = min(page, max(1, math.ceil(len(rows) / per_page)))
     verdicts = {i["id"]: i["verdict"] for i in (judge_report(job, run["id"]) or {}).get("items", [])}
     start = (page - 1) * per_page
     return {"job_id": job.id, "run": run["id"], "suite": suite, "category": category,
@@ -130,7 +129,10 @@ def start(user: User, job: TrainingJob, req: EvaluationRequest) -> EvaluationRun
     if active is not None:
         raise JobStateError(job, "re-evaluate", f"re-evaluation {active.id} is still {active.status}",
                             code="evaluation_running")
-    run = EvaluationRun(training_job_id=job.id, settings=evaluation_settings(user, req),
+    settings = evaluation_settings(user, req)
+    quotas.check_active(user.id)         # a re-evaluation holds a GPU like a job (locks the owner's row)
+    quotas.take_hourly(user)
+    run = EvaluationRun(training_job_id=job.id, settings=settings,
                         status=EvaluationStatus.QUEUED, created_by=user.id)
     db.session.add(run)
     db.session.commit()

@@ -13,9 +13,9 @@ from flask import current_app
 from control.extensions import db
 from control.models import EvaluationRun, ModelArtifact, TrainingJob
 from control.services.evaluations import TRAINING_RUN, layout_of
-from control.services.judge import MAX_ITEMS, JudgeError, JudgeItem, JudgeSettings, judge_pairs
+from control.services.judge import MAX_ITEMS, JudgeError, JudgeItem, JudgeReport, JudgeSettings, judge_pairs
 from control.services.storage import get_storage
-from shared.evaluation.report import Sample
+from shared.evaluation.report import read_samples
 
 log = logging.getLogger(__name__)
 JUDGED_SUITES = ("ei", "heldout", "custom")
@@ -37,17 +37,11 @@ def items_of(job: TrainingJob, run_id: str | None) -> list[JudgeItem]:
     storage, layout = get_storage(), layout_of(job, run_id)
     items: list[JudgeItem] = []
     for suite in JUDGED_SUITES:
-        key = layout.samples(suite)
-        if not storage.exists(key):
-            continue
-        for line in storage.get_bytes(key).decode().splitlines():
-            if not line:
-                continue
-            s = Sample.model_validate_json(line)
+        for s in read_samples(storage, layout.samples(suite)):
             items.append(JudgeItem(id=f"{suite}/{s.id}", suite=suite, category=s.category,
                                    prompt=prompt_text(s.prompt), base_answer=s.base,
                                    adapter_answer=s.adapter, reference=s.reference))
-    return items[:MAX_ITEMS]
+    return items
 
 
 def _record(job: TrainingJob, run_id: str | None, outcome: dict) -> None:
@@ -67,7 +61,10 @@ def judge_evaluation(job_id: str, run_id: str | None = None) -> str:
         return "job gone"
     try:
         settings = JudgeSettings.from_config(current_app.config)
-        report = judge_pairs(items_of(job, run_id), settings=settings).to_dict()
+        items = items_of(job, run_id)
+        # The judge takes MAX_ITEMS a call: a full suite with many held-out turns is judged in parts.
+        parts = [judge_pairs(items[i:i + MAX_ITEMS], settings=settings) for i in range(0, len(items), MAX_ITEMS)]
+        report = JudgeReport(settings.model, settings.host, tuple(v for p in parts for v in p.items)).to_dict()
     except (JudgeError, ValueError) as exc:
         log.warning("judging job %s evaluation %s: %s", job_id, run_id or TRAINING_RUN, exc)
         _record(job, run_id, {"model": current_app.config.get("JUDGE_MODEL"), "error": str(exc),

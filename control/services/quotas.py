@@ -1,7 +1,9 @@
 """Each user's quotas, so that one user cannot fill the queue or the GPUs for everyone:
 
-- ``MAX_ACTIVE_JOBS_PER_USER``: jobs queued or running at once, checked when a job starts;
-- ``MAX_JOBS_PER_HOUR``: jobs created in any rolling hour, checked when a job is created.
+- ``MAX_ACTIVE_JOBS_PER_USER``: jobs and re-evaluations queued or running at once (each holds a
+  GPU), checked when a job or a re-evaluation starts;
+- ``MAX_JOBS_PER_HOUR``: jobs and re-evaluations created in any rolling hour, checked when
+  one is created.
 
 Admins have the same quotas. ``0`` switches a quota off. A refusal is ``QuotaExceeded``
 (HTTP 429 with ``Retry-After``), naming the setting and its value.
@@ -25,7 +27,7 @@ from sqlalchemy import func, select
 
 from control.config import rate_limit_storage_uri
 from control.extensions import db
-from control.models import JobStatus, TrainingJob, User
+from control.models import EvaluationRun, EvaluationStatus, JobStatus, TrainingJob, User
 from control.services.exceptions import QuotaExceeded
 
 ACTIVE_RETRY_AFTER_S = 60     # a hint: jobs end in minutes, not seconds
@@ -56,11 +58,14 @@ def check_active(user_id: str | None) -> None:
     _lock_owner(user_id)
     active = db.session.scalar(select(func.count()).select_from(TrainingJob).where(
         TrainingJob.created_by == user_id, TrainingJob.status.in_(JobStatus.active())))
+    active += db.session.scalar(select(func.count()).select_from(EvaluationRun).where(
+        EvaluationRun.created_by == user_id, EvaluationRun.status.in_(EvaluationStatus.active())))
     if active >= limit:
         db.session.rollback()                   # let the owner's row go
         raise QuotaExceeded(
             "MAX_ACTIVE_JOBS_PER_USER", limit,
-            f"you have {active} job{'s' if active != 1 else ''} queued or running, and the limit "
+            f"you have {active} job{'s' if active != 1 else ''} or re-evaluation{'s' if active != 1 else ''} "
+            "queued or running, and the limit "
             f"(MAX_ACTIVE_JOBS_PER_USER) is {limit} at once: wait for one to end or cancel one, "
             "then start this one (a saved job waits, pending, until you start it)",
             ACTIVE_RETRY_AFTER_S)

@@ -7,6 +7,8 @@ from collections import defaultdict
 
 import torch
 
+from handler.losses import left_padded
+
 from shared.suites import LETTERS
 
 
@@ -28,9 +30,8 @@ def letter_token_ids(tokenizer) -> dict[str, list[int]]:
 @torch.no_grad()
 def answer(model, tokenizer, questions, *, device, batch_size: int, system_prompt: str | None = None) -> list[dict]:
     """Each question's chosen letter, whether it is right, and the letters' probabilities."""
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
+    was_training = model.training
+    model.eval()
     letters = letter_token_ids(tokenizer)
     out = []
     for start in range(0, len(questions), batch_size):
@@ -41,12 +42,7 @@ def answer(model, tokenizer, questions, *, device, batch_size: int, system_promp
                 {"role": "user", "content": q.prompt()}]
             text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             encoded.append(tokenizer(text, add_special_tokens=False)["input_ids"])
-        width = max(len(e) for e in encoded)
-        ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
-        attn = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, e in enumerate(encoded):                    # left padding: the last position is the answer's
-            ids[row, width - len(e):] = torch.tensor(e)
-            attn[row, width - len(e):] = 1
+        ids, attn = left_padded(encoded, tokenizer.pad_token_id)   # the last position is the answer's
         positions = (attn.cumsum(-1) - 1).clamp(min=0)
         logits = model(input_ids=ids.to(device), attention_mask=attn.to(device),
                        position_ids=positions.to(device)).logits[:, -1, :].float()

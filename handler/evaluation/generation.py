@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from handler.losses import left_padded
+
 
 class Stopped(Exception):
     """Asked to stop between two batches (SIGTERM): the part is not finished."""
@@ -48,25 +50,21 @@ def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int
     config = _generation_config(model, tokenizer, max_new_tokens)
     stop_ids = set(config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id])
     answers: dict[int, Answer] = {}
-    torch.manual_seed(seed)
-    for start in range(0, len(order), batch_size):
-        if should_stop():
-            raise Stopped()
-        batch = order[start:start + batch_size]
-        width = max(len(encoded[i]) for i in batch)
-        ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
-        attn = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):                     # left padding
-            n = len(encoded[i])
-            ids[row, width - n:] = torch.tensor(encoded[i])
-            attn[row, width - n:] = 1
-        out = model.generate(input_ids=ids.to(device), attention_mask=attn.to(device),
-                             generation_config=config)
-        for row, i in enumerate(batch):
-            new = out[row, width:].tolist()
-            cut = next((k for k, t in enumerate(new) if t in stop_ids), len(new))
-            answers[i] = Answer(tokenizer.decode(new[:cut], skip_special_tokens=True).strip(),
-                                len(encoded[i]), cut)
+    with torch.random.fork_rng():        # seeded here, and the caller's random state left as it was
+        torch.manual_seed(seed)
+        for start in range(0, len(order), batch_size):
+            if should_stop():
+                raise Stopped()
+            batch = order[start:start + batch_size]
+            ids, attn = left_padded([encoded[i] for i in batch], tokenizer.pad_token_id)
+            width = ids.shape[1]
+            out = model.generate(input_ids=ids.to(device), attention_mask=attn.to(device),
+                                 generation_config=config)
+            for row, i in enumerate(batch):
+                new = out[row, width:].tolist()
+                cut = next((k for k, t in enumerate(new) if t in stop_ids), len(new))
+                answers[i] = Answer(tokenizer.decode(new[:cut], skip_special_tokens=True).strip(),
+                                    len(encoded[i]), cut)
     if was_training:
         model.train()
     return [answers[i] for i in range(len(prompts))]

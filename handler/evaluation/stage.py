@@ -7,7 +7,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from handler import base_models
 from handler.evaluation import generation
 from handler.evaluation.suite import ACTIVITIES, SuiteRun, event_fields
 from shared.errors import ConfigError, Problem
@@ -36,7 +35,7 @@ def evaluating(recipe) -> Iterator[dict]:
     summary = run.finish()
     recipe.evaluation = event_fields(summary, layout.summary)
     yield recipe.events.make("artifact", kind="evaluation", key=layout.summary,
-                             size_bytes=len(summary.model_dump_json(indent=2).encode()))
+                             size_bytes=run.summary_bytes)
     yield recipe.events.make("evaluation", **recipe.evaluation)
 
 
@@ -50,16 +49,7 @@ def re_evaluate(recipe) -> Iterator[dict]:
         if summary.fingerprint == recipe.job.evaluation_fingerprint():
             yield ev.make("completed", summary={"eval": event_fields(summary, done)})
             return
-    yield ev.make("stage", stage="preprocessing")
-    source = base_models.resolve(recipe.job.base_model)
-    recipe.model_location = yield from recipe._with_heartbeat(
-        "preprocessing", "fetching the base model",
-        lambda: base_models.materialize(source, recipe.settings.model_cache))
-    recipe.tokenizer = base_models.load_tokenizer(recipe.model_location, recipe.job.base_model,
-                                                  recipe.settings.hf_token)
-    yield from recipe._prepare_data()
-    yield ev.make("stage", stage="model_loading")
-    yield from recipe._with_heartbeat("model_loading", "loading the base model", recipe._setup_model)
+    yield from recipe.load()
     yield from recipe._with_heartbeat("model_loading", "loading the adapter", lambda: load_adapter(recipe))
     yield from evaluating(recipe)
     yield ev.make("completed", summary={"eval": recipe.evaluation})

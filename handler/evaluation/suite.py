@@ -5,18 +5,17 @@ the samples (``samples/<suite>.jsonl``) and the summary (``summary.json``, last)
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 
 from handler.evaluation import forgetting, generation, perplexity, prompts, similarity
+from handler.training_data import read_verified
 from shared import suites
 from shared.dataset.prompts import parse_prompts
-from shared.errors import DatasetError, Problem
 from shared.evaluation import measures
-from shared.evaluation.report import SUITES, EvaluationSummary, Sample
+from shared.evaluation.report import SUITES, EvaluationSummary, Sample, write_samples
 from shared.evaluation.statistics import win_rate
 from shared.evaluation.targets import FORGETTING_ADVICE, FORGETTING_RETENTION_PCT
 from shared.job_input import JobInput
@@ -112,10 +111,7 @@ class SuiteRun:
 
     def _custom(self) -> dict:
         ref = self.settings.prompts
-        raw = self.storage.get_bytes(ref.key)
-        if _sha256(raw) != ref.sha256:
-            raise DatasetError([Problem("evaluation.prompts", f"{ref.key} does not match its sha256: "
-                                        "the file changed after it was recorded", "sha256")])
+        raw = read_verified(self.storage, ref.key, ref.sha256, "evaluation.prompts")
         return self._answers(prompts.custom(parse_prompts(raw, name=ref.key), self.size))
 
     def _forgetting(self) -> dict:
@@ -165,7 +161,7 @@ class SuiteRun:
                 continue
             rows = self.samples(suite)
             key = self.layout.samples(suite)
-            self.storage.put_bytes(key, "".join(r.model_dump_json() + "\n" for r in rows).encode())
+            write_samples(self.storage, key, rows)
             categories: dict[str, int] = {}
             for r in rows:
                 if r.category:
@@ -197,7 +193,9 @@ class SuiteRun:
                     "generation_prompt": 2 * sum(c["prompt_tokens"] for c in gen),
                     "generated": sum(c["base_tokens"] + c["adapter_tokens"] for c in gen),
                     "forgetting_prompt": 2 * (forgetting_part or {}).get("prompt_tokens", 0)})
-        self.storage.put_bytes(self.layout.summary, summary.model_dump_json(indent=2).encode())
+        body = summary.model_dump_json(indent=2).encode()
+        self.storage.put_bytes(self.layout.summary, body)
+        self.summary_bytes = len(body)
         return summary
 
 
@@ -212,6 +210,3 @@ def event_fields(summary: EvaluationSummary, key: str) -> dict:
             "suites": {k: {"samples": v["samples"], "categories": v["categories"]} for k, v in summary.suites.items()},
             "flags": summary.flags}
 
-
-def _sha256(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from shared.evaluation.targets import Status
+from shared.storage.base import Storage
 
 Suite = Literal["heldout", "ei", "custom"]
 SUITES: tuple[str, ...] = ("heldout", "ei", "custom")
@@ -76,3 +77,15 @@ class EvaluationSummary(_Closed):
     flags: list[dict] = []             # e.g. forgetting below target, with the advice
     timings: dict[str, float] = {}     # seconds each part took
     tokens: dict[str, int] = {}        # prompt and generated tokens, for the cost of a full suite
+
+
+def write_samples(storage: Storage, key: str, rows: list[Sample]) -> None:
+    """A suite's samples, one JSON line each."""
+    storage.put_bytes(key, "".join(r.model_dump_json() + "\n" for r in rows).encode())
+
+
+def read_samples(storage: Storage, key: str) -> list[Sample]:
+    """A suite's samples as written by :func:`write_samples`; none when the suite has no file."""
+    if not storage.exists(key):
+        return []
+    return [Sample.model_validate_json(line) for line in storage.get_bytes(key).decode().splitlines() if line]
