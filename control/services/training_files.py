@@ -83,7 +83,7 @@ class WrongFilePurpose(FileNotReady):
 
     def __init__(self, row: TrainingFile, purpose: str):
         message = (f"training file {row.id} is {_a(row.purpose)} file: only {_a(purpose)} file can be "
-                   f"{self.USES.get(purpose, 'used here')}; upload one with purpose {purpose!r} (the "
+                   f"{self.USES.get(purpose, 'used here')}; upload one with purpose '{purpose}' (the "
                    "upload's purpose field) and use its id")
         Exception.__init__(self, message)
         self.message, self.code, self.file = message, "training_file_wrong_purpose", row

@@ -63,7 +63,9 @@ def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int
             for row, i in enumerate(batch):
                 new = out[row, width:].tolist()
                 cut = next((k for k, t in enumerate(new) if t in stop_ids), len(new))
-                answers[i] = Answer(tokenizer.decode(new[:cut], skip_special_tokens=True).strip(),
+                # An answer cut at max_new_tokens may end inside a character: drop its half.
+                text = tokenizer.decode(new[:cut], skip_special_tokens=True).rstrip("\ufffd").strip()
+                answers[i] = Answer(text,
                                     len(encoded[i]), cut)
     if was_training:
         model.train()
