@@ -27,10 +27,11 @@ demo: setup
 
 # The browser tests (tests/browser) drive Debian's Chromium through Playwright; Playwright's
 # own browser download is never used. Installed when missing (apt-get: run as root).
+# The report tests rasterise PDF pages with poppler's pdftoppm, and WeasyPrint needs pango.
 browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/pdftoppm ] || ! ldconfig -p | grep -q libpango-1.0; then \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -qq && apt-get install -y -qq chromium; \
+		apt-get update -qq && apt-get install -y -qq chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0; \
 	fi
 
 test: setup browser

@@ -13,6 +13,7 @@ from control.api import bp as api_bp
 from control.api.rate_limit import limit_api
 from control.console import bp as console_bp
 from control.extensions import bind_limiter, csrf, db, migrate
+from control.public import bp as public_bp
 from control.request_limits import LimitedRequest
 from control.services import base_models
 
@@ -44,6 +45,7 @@ def create_app(config: dict | None = None) -> Flask:
     limit_api(bind_limiter(app), app.config["API_RATE_LIMIT"])
     app.register_blueprint(api_bp)
     app.register_blueprint(console_bp)
+    app.register_blueprint(public_bp)
     error_handling.register(app)
     security_headers.register(app)
 

@@ -14,7 +14,7 @@ from shared.storage import Storage
 from shared.storage.layout import EvaluationLayout
 
 STATUS_TEXT = {"met": ("met", "green"), "not_met": ("not met", "red"),
-               "pending_review": ("waiting for people's scores", "yellow"),
+               "waiting_for_review": ("waiting for people's scores", "yellow"),
                "not_measured": ("not measured", None), "informational": ("", None)}
 
 

@@ -159,6 +159,8 @@ class CreateJob(_Strict):
     start: bool = False
     continue_from: ContinueFrom | None = None
     evaluation: EvaluationRequest = EvaluationRequest()
+    rubric_id: Annotated[Text(64, min_length=1) | None, Field(description=(
+        "the brand-voice rubric its answers are scored on (GET /api/rubrics); unset: the documents' 10"))] = None
 
 
 class RetryJob(_Strict):
@@ -183,6 +185,8 @@ class JobListQuery(_Strict):
     created_before: IsoDatetime | None = None
     preset: Text(64) | None = None
     tag: Text(50) | None = None
+    delivery: Annotated[Literal["approved", "rejected", "none"] | None, Field(description=(
+        "approved or rejected for delivery (the newest decision); none: not decided yet"))] = None
     q: Text(200) | None = None
     sort: Literal["newest", "oldest", "name", "status", "cost", "progress"] = "newest"
 
@@ -235,3 +239,56 @@ class CreateToken(_Strict):
 
     name: Text(200, min_length=1) | None = None
     expires_in_days: Annotated[int, Field(ge=1, le=3650), WholeNumber] | None = None
+
+
+# ----------------------------------------------------------------- review and delivery
+
+Score = Annotated[int, Field(ge=1, le=5), WholeNumber]
+
+
+class ReviewQuery(_Strict):
+    model_config = ConfigDict(extra="forbid")
+    suite: Literal["ei", "brand_voice"] = "ei"
+    position: Annotated[int, Field(ge=1, le=10_000, description=(
+        "the item at this place in your own order; unset: the first you have not scored"))] | None = None
+
+
+class EIAnswerScores(_Strict):
+    empathy: Score
+    clarity: Score
+    appropriateness: Score
+
+
+class ReviewRequest(_Strict):
+    """One item's scores. The emotional-intelligence suite: ``answers`` (A and B, as shown)
+    and ``preference``; brand voice: ``scores`` on each characteristic of the job's rubric."""
+
+    suite: Literal["ei", "brand_voice"]
+    item_id: Text(128, min_length=1)
+    run: Annotated[Text(64, min_length=1) | None, Field(description=(
+        "the evaluation the item came from (``run`` of reviews/next): refused if it changed"))] = None
+    answers: dict[Literal["A", "B"], EIAnswerScores] | None = None
+    preference: Literal["A", "B", "tie"] | None = None
+    scores: Annotated[dict[Text(64, min_length=1), Score], Field(max_length=50)] | None = None
+
+
+class DecisionRequest(_Strict):
+    decision: Literal["approved", "rejected"]
+    reason: Annotated[Text(2000, min_length=1, multiline=True), Field(description=(
+        "why; approving with a target not met must name that measure"))]
+
+
+class ShareRequest(_Strict):
+    expires_in_days: Annotated[int, Field(ge=1, le=90, description="how long the link works (1-90 days)"),
+                               WholeNumber] = 30
+
+
+class CharacteristicIn(_Strict):
+    name: Text(100, min_length=1)
+    description: Text(1000, min_length=1, multiline=True)
+
+
+class CreateRubric(_Strict):
+    name: Text(200, min_length=1)
+    client: Text(200, min_length=1) | None = None
+    characteristics: Annotated[list[CharacteristicIn], Field(min_length=1, max_length=20)]

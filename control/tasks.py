@@ -11,6 +11,8 @@ the app, and call the services that hold the rules.
   finished job on the GPU endpoint (``services/re_evaluation.py``).
 - ``judge_evaluation(job_id, run_id)``: the automatic judge's pairwise verdicts on an
   evaluation's answers, when a judge is configured (``services/judging.py``).
+- ``build_report(job_id, trigger)``: a new version of the validation report, when what it
+  says has changed (``services/validation_reports.py``).
 
 Services enqueue these by name (``services/queue.py``) and never import this module.
 """
@@ -22,8 +24,9 @@ from flask import has_app_context
 
 from control.app import create_app
 from control.extensions import db
+from control.models import TrainingJob
 from control.services import dispatch as dispatching
-from control.services import judging, monitoring, re_evaluation
+from control.services import judging, monitoring, queue, re_evaluation, validation_reports
 from control.services import training_files
 
 
@@ -74,3 +77,13 @@ def monitor_evaluation(run_id: str, failures: int = 0) -> str:
 @in_app
 def judge_evaluation(job_id: str, run_id: str | None = None) -> str:
     return judging.judge_evaluation(job_id, run_id)
+
+
+@in_app
+def build_report(job_id: str, trigger: str) -> str:
+    queue.redis_connection().delete(queue.report_pending_key(job_id))   # later triggers queue another
+    job = db.session.get(TrainingJob, job_id)
+    if job is None:
+        return "job gone"
+    row = validation_reports.build(job, trigger)
+    return f"version {row.version}" if row else "unchanged"

@@ -4,13 +4,19 @@
 from __future__ import annotations
 
 import json
+import platform
 import tempfile
+from importlib import metadata
+
+import torch
 from pathlib import Path
 
 from shared.errors import CheckpointMismatch
 from shared.job_input import JobInput
 from shared.storage import Storage, join
 from shared.storage.layout import JobLayout
+
+SOFTWARE = ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "runpod")
 
 
 def save_adapter(storage: Storage, layout: JobLayout, model, tokenizer) -> int:
@@ -50,3 +56,15 @@ def finished_summary(storage: Storage, layout: JobLayout, job: JobInput) -> dict
             f"{layout.prefix or 'the output directory'} holds the finished result of a "
             "different run", fix="Use a new output directory.")
     return summary
+
+
+def software() -> dict[str, str]:
+    """The versions the run trained with, and its device, for the report's appendix."""
+    found = {"python": platform.python_version()}
+    for name in SOFTWARE:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    found["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return found

@@ -356,7 +356,7 @@ class Recipe:
             "train_seconds": round(self.elapsed, 1), "resumes": self.resumes,
             "final_loss": self.metrics[-1]["loss"] if self.metrics else None,
             "eval": self.evaluation, "data": self.data.summary(),
-            "hyperparameters": self.hp.model_dump(mode="json"),
+            "hyperparameters": self.hp.model_dump(mode="json"), "software": outputs.software(),
             "adapter_key": self.layout.adapter, "adapter_bytes": size,
         }
         yield self.events.make("artifact", kind="summary", key=self.layout.summary,

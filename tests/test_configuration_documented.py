@@ -44,7 +44,9 @@ README = ROOT / "README.md"
 
 # Variables the code reads that are deliberately not configuration, each with its reason.
 # Empty: what is only set for a child process is a write, never collected above.
-NOT_CONFIGURATION: dict[str, str] = {}
+NOT_CONFIGURATION: dict[str, str] = {
+    "XDG_CACHE_HOME": "read by the deployment package's inference.py, on the client's machine, not the service's",
+}
 
 ENV_PARAMETERS = frozenset({"env", "environ"})     # a parameter so named is an env mapping
 GETTERS = frozenset({"get", "setdefault", "pop"})

@@ -138,7 +138,7 @@ def test_the_job_page_shows_each_measure_its_status_and_interval(console, evalua
     section = html[html.index('id="evaluation"'):html.index('id="metrics-table"')]
     seen = _visible(section)
     for name in ("Held-out perplexity", "Emotional intelligence (people's blind scores)",
-                 "Forgetting check (financial knowledge)", "Brand voice (10 characteristics)",
+                 "Forgetting check (financial knowledge)", "Brand voice (people's scores on the rubric)",
                  "Similarity to the reference replies", "Automatic judge (judge-mini), pairwise"):
         assert name in seen, name
     assert "31.66 → 21.39" in seen and "32.5% lower [18.0, 41.2]" in seen

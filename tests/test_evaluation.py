@@ -91,7 +91,7 @@ def test_the_evaluation_event_carries_the_measures_not_the_answers(evaluated):
     assert len(json.dumps(event)) < 20_000
     by_id = {m["id"]: m for m in event["measures"]}
     assert set(by_id) == {"perplexity", "emotional_intelligence", "forgetting", "brand_voice", "reference_similarity"}
-    assert by_id["emotional_intelligence"]["status"] == by_id["brand_voice"]["status"] == "pending_review"
+    assert by_id["emotional_intelligence"]["status"] == by_id["brand_voice"]["status"] == "waiting_for_review"
     ppl = by_id["perplexity"]
     low, high = ppl["interval"]
     assert low <= ppl["improvement"] <= high

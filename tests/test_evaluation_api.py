@@ -78,7 +78,7 @@ def test_a_trained_job_is_evaluated_judged_and_re_evaluated_through_the_api(app,
     assert ev["status"] == "completed" and ev["run"]["id"] == "training" and ev["size"] == "quick"
     by_id = {m["id"]: m for m in ev["measures"]}
     assert by_id["perplexity"]["target"] == 30.0 and by_id["perplexity"]["status"] in ("met", "not_met")
-    assert by_id["emotional_intelligence"]["status"] == "pending_review"
+    assert by_id["emotional_intelligence"]["status"] == "waiting_for_review"
     assert by_id["forgetting"]["n"] == 20 and by_id["forgetting"]["target"] == 95.0
     assert ev["suites"]["heldout"]["samples"] >= 1 and ev["suites"]["ei"]["samples"] == 10
     assert ev["suites"]["custom"]["samples"] == 2

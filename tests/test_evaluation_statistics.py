@@ -53,8 +53,8 @@ def test_win_rate_counts_ties_half_and_refuses_negative_counts():
 
 def test_a_measure_without_peoples_scores_waits_for_review_and_is_never_met():
     ms = {m.id: m for m in measures.all_measures({})}
-    assert ms["emotional_intelligence"].status == Status.PENDING_REVIEW
-    assert ms["brand_voice"].status == Status.PENDING_REVIEW
+    assert ms["emotional_intelligence"].status == Status.WAITING_FOR_REVIEW
+    assert ms["brand_voice"].status == Status.WAITING_FOR_REVIEW
     assert ms["perplexity"].status == Status.NOT_MEASURED
 
 

@@ -1,6 +1,6 @@
 """The JSON API blueprint: ``/api/training-files``, ``/api/training/...``, ``/api/openapi.json``."""
-from control.api import (base_models, costs, downloads, errors, evaluations, job_records, openapi,  # noqa: F401 (routes)
-                         rate_limit, tokens, training_files, training_jobs)
+from control.api import (base_models, costs, delivery, downloads, errors, evaluations, job_records,  # noqa: F401
+                         openapi, rate_limit, reviews, rubrics, tokens, training_files, training_jobs)
 from control.api.blueprint import bp
 from control.services.exceptions import Conflict, Forbidden, JobStateError, NotFound, QuotaExceeded
 from shared.errors import ConfigError, DatasetError, PipelineError

@@ -13,9 +13,10 @@ from itsdangerous import BadSignature, SignatureExpired
 from control.api.blueprint import bp
 from control.api.documentation import Media, Operation, Reply, api_doc
 from control.api.errors import ApiError
-from control.api.form_schemas import AdapterDownloadQuery, MetricsDownloadQuery
+from control.api.form_schemas import AdapterDownloadQuery, MetricsDownloadQuery, ReportDownloadQuery
+from control.api.requests import query_args
 from control.responses import AdapterLink, ErrorOut, MetricPoint
-from control.services import downloads
+from control.services import downloads, validation_reports
 from control.services.access import visible_job
 from control.services.storage import get_storage
 
@@ -29,10 +30,17 @@ from control.services.storage import get_storage
     "metrics": Operation("Every metric point, as CSV (default) or JSON", query=MetricsDownloadQuery,
                          responses={200: Reply(Media({"text/csv": None, "application/json": list[MetricPoint]}),
                                                headers={"Content-Disposition": "attachment; a file name"})}),
-    "validation-report": Operation("The held-out evaluation summary (summary.json)",
-                                   responses={200: dict, 409: ErrorOut}),
-    "deployment-package": Operation("Not built yet: always 404, pointing to the adapter ZIP",
-                                    responses={404: ErrorOut}),
+    "validation-report": Operation("The validation report as a PDF: the newest version, or ?version=N; "
+                                   "?format=json: the evaluation summary it is built on",
+                                   query=ReportDownloadQuery,
+                                   responses={200: Reply(Media({"application/pdf": None, "application/json": dict}),
+                                                         headers={"Content-Disposition": "attachment; a file name"}),
+                                              404: ErrorOut, 409: ErrorOut}),
+    "deployment-package": Operation("The deployment package ZIP (adapter, inference.py, requirements.txt, "
+                                    "README.md, example_prompts.json): a 302 to its signed link (24 h), or the "
+                                    "link as JSON with ?redirect=false", query=AdapterDownloadQuery,
+                                    responses={200: AdapterLink, 302: Reply(headers={"Location": "the signed link"}),
+                                               409: ErrorOut}),
 }))
 def download(job_id, kind):
     job = visible_job(g.user, job_id)
@@ -49,13 +57,21 @@ def download(job_id, kind):
         return Response(body, mimetype=mimetype,
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
     if kind == "validation-report":
+        q = query_args(ReportDownloadQuery)
         art = downloads.completed_artifact(job)
-        if not art.summary_path:
-            raise ApiError(404, "not_available", f"job {job.id} has no evaluation summary")
-        return Response(get_storage().get_bytes(art.summary_path), mimetype="application/json")
+        if q.format == "json":
+            if not art.summary_path:
+                raise ApiError(404, "not_available", f"job {job.id} has no evaluation summary")
+            return Response(get_storage().get_bytes(art.summary_path), mimetype="application/json", headers={
+                "Content-Disposition": f'attachment; filename="{job.id}-summary.json"'})
+        row, pdf = validation_reports.pdf_of(job, q.version)
+        return Response(pdf, mimetype="application/pdf", headers={
+            "Content-Disposition": f'attachment; filename="{job.id}-validation-report-v{row.version}.pdf"'})
     if kind == "deployment-package":
-        raise ApiError(404, "not_available", "deployment packages are not built yet; "
-                       "download the adapter ZIP instead")
+        link = downloads.package_link(job)
+        if request.args.get("redirect", "true").lower() in ("0", "false", "no"):
+            return jsonify(url=link.url, expires_at=link.expires_at, filename=link.filename)
+        return redirect(link.url, 302)
     raise ApiError(404, "not_found", f"unknown download {kind!r}: expected adapters, metrics, "
                    "validation-report or deployment-package")
 

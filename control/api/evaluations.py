@@ -16,7 +16,7 @@ from control.services.access import visible_job
 
 @bp.get("/training/jobs/<job_id>/evaluation")
 @api_doc("Each measure with base, adapter, improvement, 95% interval, target and status "
-         "(met, not_met, pending_review), and the data it was computed on; ?run= picks an evaluation",
+         "(met, not_met, waiting_for_review), and the data it was computed on; ?run= picks an evaluation",
          query=EvaluationQuery, responses={200: EvaluationOut, 404: ErrorOut})
 def job_evaluation(job_id):
     job = visible_job(g.user, job_id)

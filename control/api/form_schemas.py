@@ -46,3 +46,9 @@ class AdapterDownloadQuery(BaseModel):
 
 class MetricsDownloadQuery(BaseModel):
     format: Literal["csv", "json"] = "csv"
+
+
+class ReportDownloadQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int | None = Field(None, ge=1, le=100_000, description="an older version; unset: the newest")
+    format: Literal["pdf", "json"] = Field("pdf", description="json: the evaluation summary the report is built on")

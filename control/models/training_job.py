@@ -56,6 +56,8 @@ class TrainingJob(db.Model):
     stalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     checkpoint_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     retried_from_id: Mapped[str | None] = mapped_column(String(32))
+    rubric_id: Mapped[str | None] = mapped_column(ForeignKey("rubrics.id"))   # null: the documents' rubric
+    delivery_status: Mapped[str | None] = mapped_column(String(16), index=True)  # the newest decision
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
     checkpoint_recovery_count: Mapped[int] = mapped_column(Integer, default=0)
     last_checkpoint_step: Mapped[int | None] = mapped_column(Integer)
@@ -112,6 +114,7 @@ class TrainingJob(db.Model):
             "stalled_at": iso(self.stalled_at),
             "checkpoint_requested_at": iso(self.checkpoint_requested_at),
             "retried_from_id": self.retried_from_id, "retry_count": self.retry_count,
+            "rubric_id": self.rubric_id, "delivery_status": self.delivery_status,
             "checkpoint_recovery_count": self.checkpoint_recovery_count,
             "interruptions": [i for i in (a.interruption() for a in self.attempts) if i],
             "last_checkpoint_step": self.last_checkpoint_step,

@@ -13,7 +13,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from control.extensions import db
 from control.models.types import UTCDateTime, iso, new_id, utcnow
 
-ROLES = ("admin", "engineer")
+ROLES = ("admin", "engineer", "reviewer")   # a reviewer is an engineer who also scores and approves
 TOKEN_PREFIX = "brt_"
 MIN_PASSWORD_LENGTH = 10
 
@@ -38,6 +38,11 @@ class User(db.Model):
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def can_review(self) -> bool:
+        """Blind review and delivery decisions: reviewers and admins."""
+        return self.role in ("admin", "reviewer")
 
     @property
     def is_active(self) -> bool:

@@ -9,6 +9,9 @@ evaluation, a dataset's statistics) allow any keys.
 """
 from control.responses.accounts import BaseModelList, BaseModelOut, TokenCreated, TokenList, TokenOut
 from control.responses.common import ErrorBody, ErrorOut
+from control.responses.delivery import (DecisionOut, GateOut, ReportVersions, ReviewItemPage, ReviewSaved,
+                                        ReviewSummary, RubricList, RubricOut, ShareLinkCreated, ShareLinkList,
+                                        ShareLinkOut)
 from control.responses.evaluations import EvaluationOut, EvaluationRunOut, SamplesPage
 from control.responses.files import TrainingFileList, TrainingFileOut
 from control.responses.jobs import (AttemptOut, CostEstimateOut, JobDetail, JobListPage, JobOut,
@@ -16,7 +19,8 @@ from control.responses.jobs import (AttemptOut, CostEstimateOut, JobDetail, JobL
 from control.responses.records import (AdapterLink, ArtifactsOut, CheckpointList, EventPage,
                                        MetricPoint, MetricsOut, SupportBundle)
 
-__all__ = ["AdapterLink", "ArtifactsOut", "AttemptOut", "BaseModelList", "BaseModelOut",
+__all__ = ["DecisionOut", "GateOut", "ReportVersions", "ReviewItemPage", "ReviewSaved", "ReviewSummary",
+           "RubricList", "RubricOut", "ShareLinkCreated", "ShareLinkList", "ShareLinkOut", "AdapterLink", "ArtifactsOut", "AttemptOut", "BaseModelList", "BaseModelOut",
            "CheckpointList", "CostEstimateOut", "ErrorBody", "ErrorOut", "EvaluationOut", "EvaluationRunOut",
            "EventPage", "SamplesPage", "JobDetail",
            "JobListPage", "JobOut", "MetricPoint", "MetricsOut", "RetryResult", "SupportBundle",

@@ -31,7 +31,7 @@ class EvaluationOut(Out):
     runs: list[EvaluationRunOut]
     measures: list[Measure] = Field(description=(
         "each measure: base, adapter, improvement with its 95% interval, target, and status "
-        "met, not_met, pending_review (waits for people's scores), not_measured or informational"))
+        "met, not_met, waiting_for_review (waits for people's scores), not_measured or informational"))
     size: Literal["quick", "full", "perplexity"] | None = None
     max_new_tokens: int | None = None
     data: AnyObject | None = Field(None, description="what the measures were computed on")
@@ -43,6 +43,8 @@ class EvaluationOut(Out):
     forgetting: AnyObject | None = None
     similarity: AnyObject | None = None
     judge: AnyObject | None = None
+    reviews: AnyObject | None = Field(None, description=(
+        "people's blind scores: ei and brand (null before anyone scored), the rubric, each reviewer's progress"))
 
 
 class SampleOut(Out):

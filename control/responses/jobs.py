@@ -2,7 +2,7 @@
 estimate and a retry's result."""
 from __future__ import annotations
 
-from typing import Any, get_type_hints
+from typing import Any, Literal, get_type_hints
 
 from pydantic import Field, create_model
 
@@ -61,6 +61,9 @@ class JobOut(Out):
     checkpoint_requested_at: Timestamp | None
     retried_from_id: str | None
     retry_count: int
+    rubric_id: str | None = Field(description="the brand-voice rubric people score it on; null: the documents' 10")
+    delivery_status: Literal["approved", "rejected"] | None = Field(
+        description="the newest delivery decision; null: none yet")
     checkpoint_recovery_count: int
     interruptions: list[Interruption]
     last_checkpoint_step: int | None

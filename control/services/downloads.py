@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from control.extensions import db
 from control.models import METRIC_FIELDS, JobStatus, MetricPoint, ModelArtifact, TrainingJob, iso, utcnow
+from control.services import packages
 from control.services.exceptions import JobStateError
 from control.services.storage import get_storage
 
@@ -106,6 +107,16 @@ def adapter_link(job: TrainingJob) -> SignedLink:
     art.last_downloaded_at = utcnow()
     db.session.commit()
     return _signed_link(job, key, f"{job.id}-adapter.zip")
+
+
+def package_link(job: TrainingJob) -> SignedLink:
+    """A signed link to the deployment package (built on first use); counts the download. Commits."""
+    art = completed_artifact(job)
+    key = packages.package_key(job, art)
+    art.download_count = (art.download_count or 0) + 1
+    art.last_downloaded_at = utcnow()
+    db.session.commit()
+    return _signed_link(job, key, f"{job.id}-deployment-package.zip")
 
 
 def metrics_export(job: TrainingJob, fmt: str) -> tuple[str, str, str]:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from control.extensions import db
 from control.models import EvaluationRun, EvaluationStatus, JobStatus, ModelArtifact, TrainingJob, User
 from control.schemas import EvaluationRequest
-from control.services import queue, quotas
+from control.services import queue, quotas, review_scores
 from control.services.exceptions import JobStateError, NotFound
 from control.services.storage import get_storage
 from control.services.training_jobs import evaluation_settings
@@ -48,7 +48,7 @@ def runs_of(job: TrainingJob) -> list[dict]:
     return out
 
 
-def _chosen(job: TrainingJob, run_id: str | None, runs: list[dict]) -> dict:
+def chosen(job: TrainingJob, run_id: str | None, runs: list[dict]) -> dict:
     """The run asked for among ``runs``, or the newest completed one."""
     if run_id is not None:
         found = next((r for r in runs if r["id"] == run_id), None)
@@ -81,13 +81,14 @@ def view(job: TrainingJob, run_id: str | None = None) -> dict:
     """Each measure with base, adapter, improvement, interval, target and status, and the data
     it was computed on; the judge's verdicts count once it has run."""
     runs = runs_of(job)
-    run = _chosen(job, run_id, runs)
+    run = chosen(job, run_id, runs)
     if run["status"] != EvaluationStatus.COMPLETED:
         return {"job_id": job.id, "run": run, "runs": runs, "measures": [], "status": run["status"]}
     summary = summary_of(job, run["id"])
     judge = judge_report(job, run["id"])
+    people = review_scores.people(job, run["id"], layout_of(job, run["id"]))
     parts = {"perplexity": summary.perplexity, "forgetting": summary.forgetting, "similarity": summary.similarity}
-    ms = measures.all_measures(parts, judge_report=judge)
+    ms = measures.all_measures(parts, judge_report=judge, ei_review=people["ei"], brand_review=people["brand"])
     return {
         "job_id": job.id, "status": "completed", "run": run, "runs": runs,
         "size": summary.size, "max_new_tokens": summary.max_new_tokens,
@@ -98,14 +99,15 @@ def view(job: TrainingJob, run_id: str | None = None) -> dict:
         "perplexity": summary.perplexity,
         "forgetting": {k: v for k, v in (summary.forgetting or {}).items() if k != "answers"} or None,
         "similarity": summary.similarity,
-        "judge": {k: v for k, v in judge.items() if k != "items"} if judge else None}
+        "judge": {k: v for k, v in judge.items() if k != "items"} if judge else None,
+        "reviews": people}
 
 
 def samples(job: TrainingJob, suite: str, *, run_id: str | None = None, category: str | None = None,
             page: int = 1, per_page: int = 10, clamp: bool = False) -> dict:
     """One page of a suite's samples: prompt, both answers, the reference and the scores.
     A page past the end is empty, or with ``clamp`` the last page (``page`` says which)."""
-    run = _chosen(job, run_id, runs_of(job))
+    run = chosen(job, run_id, runs_of(job))
     rows = read_samples(get_storage(), layout_of(job, run["id"]).samples(suite))
     categories = sorted({r.category for r in rows if r.category})
     if category:

@@ -86,6 +86,7 @@ def ingest(job: TrainingJob, attempt: JobAttempt, raws: list) -> int:
     db.session.commit()
     if any(e.type == "completed" and (e.summary.get("eval") or {}).get("measures") is not None for e in fresh):
         queue.enqueue_judging(job.id)       # after the commit: the judge reads what was stored
+        queue.enqueue_report(job.id, "evaluation")
     return len(fresh)
 
 

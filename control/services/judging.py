@@ -12,6 +12,7 @@ from flask import current_app
 
 from control.extensions import db
 from control.models import EvaluationRun, ModelArtifact, TrainingJob
+from control.services import queue
 from control.services.evaluations import TRAINING_RUN, layout_of
 from control.services.judge import MAX_ITEMS, JudgeError, JudgeItem, JudgeReport, JudgeSettings, judge_pairs
 from control.services.storage import get_storage
@@ -73,4 +74,5 @@ def judge_evaluation(job_id: str, run_id: str | None = None) -> str:
     get_storage().put_bytes(layout_of(job, run_id).judge, json.dumps(report).encode())
     _record(job, run_id, {k: report[k] for k in ("model", "counts", "win_rate", "by_suite", "note",
                                                  "judge_is_a_model")})
+    queue.enqueue_report(job.id, "judge")
     return "judged"

@@ -71,3 +71,21 @@ def enqueue_judging(job_id: str, run_id: str | None = None):
         return get_queue().enqueue(JUDGE_EVALUATION, job_id, run_id, job_timeout=JUDGE_TIMEOUT_S,
                                    result_ttl=600, failure_ttl=7 * 24 * 3600)
     return None
+
+
+BUILD_REPORT = "control.tasks.build_report"
+BUILD_REPORT_TIMEOUT_S = 600
+
+
+def enqueue_report(job_id: str, trigger: str):
+    """Queue a new version of the job's validation report. At most one build waits per job:
+    a reviewer scoring item after item queues one build, which reads the newest scores when
+    it starts (the task clears the mark first)."""
+    if not redis_connection().set(report_pending_key(job_id), trigger, nx=True, ex=BUILD_REPORT_TIMEOUT_S):
+        return None
+    return get_queue().enqueue(BUILD_REPORT, job_id, trigger, job_timeout=BUILD_REPORT_TIMEOUT_S,
+                               result_ttl=600, failure_ttl=7 * 24 * 3600)
+
+
+def report_pending_key(job_id: str) -> str:
+    return f"{current_app.config['QUEUE_NAME']}:report-pending:{job_id}"

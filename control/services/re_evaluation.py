@@ -111,6 +111,7 @@ def _monitor(run_id: str, failures: int) -> str:
     if run.status == EvaluationStatus.COMPLETED:
         db.session.commit()
         queue.enqueue_judging(run.training_job_id, run.id)
+        queue.enqueue_report(run.training_job_id, "evaluation")
         return "completed"
     if run.status == EvaluationStatus.FAILED:
         db.session.commit()

@@ -33,7 +33,7 @@ def retry_request(job: TrainingJob, req: RetryJob) -> tuple[dict, list[dict]]:
             "gpu": {"type": job.gpu_type, "pricing": job.gpu_pricing_tier},
             "name": req.name or f"{job.name} (retry)"[:200], "description": job.description,
             "notes": job.notes, "tags": list(job.tags or []), "start": req.start,
-            "evaluation": conf.get("evaluation")}
+            "evaluation": conf.get("evaluation"), "rubric_id": job.rubric_id}
     if not req.from_checkpoint_step and conf.get("continue_from"):
         body["continue_from"] = conf["continue_from"]       # a retry of a continuation continues too
     if req.from_checkpoint_step:

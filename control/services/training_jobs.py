@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 from control.extensions import db
 from control.models import JobStatus, TrainingFile, TrainingJob, User, new_id
 from control.schemas import CreateJob, EvaluationRequest, JobListQuery
-from control.services import base_models, lifecycle, quotas
+from control.services import base_models, lifecycle, quotas, rubrics
 from control.services.checkpoints import continue_point
 from control.services.exceptions import JobStateError, QuotaExceeded
 from control.services.storage import get_storage
@@ -67,6 +67,7 @@ def create(user: User, req: CreateJob) -> TrainingJob:
     user's quotas (``quotas.py``: a refusal stores nothing). Commits."""
     training_file = ready_file(user, req.training_file_id)
     evaluation = evaluation_settings(user, req.evaluation)
+    rubric_id = rubrics.pickable(req.rubric_id)
     overrides = req.hyperparameters.model_dump(exclude_none=True)
     settings = resolve_settings(req.preset, overrides, req.base_model, req.method, req.gpu.type)
     hp = settings.hyperparameters
@@ -96,7 +97,7 @@ def create(user: User, req: CreateJob) -> TrainingJob:
                           if init_from else {})},
         cost_estimate=est.cost_usd, estimated_duration_minutes=est.duration_minutes,
         storage_prefix=JobLayout.for_job(job_id).prefix, status=JobStatus.PENDING, created_by=user.id,
-        retried_from_id=source.id if source else None)
+        retried_from_id=source.id if source else None, rubric_id=rubric_id)
     db.session.add(job)
     db.session.commit()
     if req.start:
@@ -162,6 +163,10 @@ def list_jobs(user: User, query: JobListQuery) -> tuple[list[TrainingJob], int]:
         like = f"%{query.q}%"
         stmt = stmt.where(TrainingJob.name.ilike(like) | TrainingJob.notes.ilike(like)
                           | TrainingJob.description.ilike(like))
+    if query.delivery == "none":
+        stmt = stmt.where(TrainingJob.delivery_status.is_(None))
+    elif query.delivery:
+        stmt = stmt.where(TrainingJob.delivery_status == query.delivery)
     if query.tag:
         # JSON containment differs by database: match the quoted tag in the list's text.
         stmt = stmt.where(db.cast(TrainingJob.tags, db.String).ilike(f'%"{query.tag}"%'))

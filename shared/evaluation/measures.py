@@ -75,7 +75,7 @@ def emotional_intelligence(review: dict | None = None) -> Measure:
         return Measure(id="emotional_intelligence", name=name, unit="mean score of 5",
                        target=targets.EMOTIONAL_INTELLIGENCE_IMPROVEMENT_PCT,
                        target_text="at least 40% better than the base model, scored by people",
-                       status=Status.PENDING_REVIEW, scored_by="people",
+                       status=Status.WAITING_FOR_REVIEW, scored_by="people",
                        note="The answers to the scenarios are generated; people's blind scores decide this measure.")
     improvement = review["improvement_pct"]
     return Measure(id="emotional_intelligence", name=name, unit="mean score of 5",
@@ -84,20 +84,36 @@ def emotional_intelligence(review: dict | None = None) -> Measure:
                    target=targets.EMOTIONAL_INTELLIGENCE_IMPROVEMENT_PCT,
                    target_text="at least 40% better than the base model, scored by people",
                    status=targets.at_least(improvement, targets.EMOTIONAL_INTELLIGENCE_IMPROVEMENT_PCT),
-                   scored_by="people", n=review.get("n"))
+                   scored_by="people", n=review.get("n"), note=_people_note(review, "scenarios"))
+
+
+def _people_note(review: dict, items: str) -> str:
+    """Who scored, and how far they agree.
+
+    >>> _people_note({"reviewers": 2, "n": 10, "agreement": 0.61}, "scenarios")
+    "2 reviewers scored 10 scenarios blind; their agreement (Krippendorff's alpha) is 0.61."
+    """
+    who = f"{review['reviewers']} reviewer{'s' if review['reviewers'] != 1 else ''} scored {review['n']} {items} blind"
+    if review.get("agreement") is None:
+        return who + ("; agreement needs two reviewers." if review["reviewers"] < 2 else ".")
+    return who + f"; their agreement (Krippendorff's alpha) is {review['agreement']:.2f}."
 
 
 def brand_voice(review: dict | None = None) -> Measure:
-    name = "Brand voice (10 characteristics)"
+    name = "Brand voice (people's scores on the rubric)"
     if not review:
         return Measure(id="brand_voice", name=name, unit="average of 5",
-                       target=targets.BRAND_VOICE_AVERAGE, target_text="an average of at least 4.25 of 5",
-                       status=Status.PENDING_REVIEW, scored_by="people",
+                       target=targets.BRAND_VOICE_AVERAGE, target_text="an average of at least 4.25 of 5 (85%)",
+                       status=Status.WAITING_FOR_REVIEW, scored_by="people",
                        note="People score 30 of the adapter's answers on the brand-voice rubric.")
+    flagged = len(review.get("flagged", []))
+    note = _people_note(review, "answers") + (f" {flagged} answer{'s' if flagged != 1 else ''} scored under 3 "
+                                               "on a characteristic." if flagged else "")
     return Measure(id="brand_voice", name=name, unit="average of 5", adapter=review["average"],
-                   target=targets.BRAND_VOICE_AVERAGE, target_text="an average of at least 4.25 of 5",
+                   improvement=review["percent"], improvement_unit="% of the top score",
+                   target=targets.BRAND_VOICE_AVERAGE, target_text="an average of at least 4.25 of 5 (85%)",
                    status=targets.at_least(review["average"], targets.BRAND_VOICE_AVERAGE),
-                   scored_by="people", n=review.get("n"))
+                   scored_by="people", n=review.get("n"), note=note)
 
 
 def judge(report: dict) -> Measure:

@@ -94,3 +94,26 @@ def win_rate(wins: int, ties: int, losses: int, *, seed: int = SEED) -> dict:
     return {"wins": wins, "ties": ties, "losses": losses, "n": n,
             "rate": round(sum(outcomes) / n, 4) if n else None,
             "interval": [round(x, 4) for x in interval] if interval else None}
+
+
+def mean_improvement(base: Sequence[float], adapter: Sequence[float], *, seed: int = SEED) -> dict:
+    """How much higher the adapter's mean score is than the base model's, in percent of the
+    base mean, with its 95% interval from resampling the paired items (scenarios).
+
+    >>> r = mean_improvement([2.0, 3.0], [3.0, 4.5])
+    >>> r["base"], r["adapter"], r["improvement_pct"]
+    (2.5, 3.75, 50.0)
+    """
+    if len(base) != len(adapter):
+        raise ValueError("base and adapter need one score each per item")
+    if not base:
+        return {"base": None, "adapter": None, "improvement_pct": None, "interval_pct": None, "n": 0}
+
+    def improvement(b, a):
+        mean_b = float(np.mean(b))
+        return 100.0 * (float(np.mean(a)) - mean_b) / mean_b if mean_b else 0.0
+
+    interval = _bootstrap((base, adapter), improvement, seed=seed)
+    return {"base": round(float(np.mean(base)), 4), "adapter": round(float(np.mean(adapter)), 4),
+            "improvement_pct": round(improvement(np.asarray(base, float), np.asarray(adapter, float)), 2),
+            "interval_pct": [round(x, 2) for x in interval] if interval else None, "n": len(base)}

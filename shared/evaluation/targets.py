@@ -5,7 +5,7 @@
 - the forgetting check: at least 95% of the base model's accuracy kept;
 - brand voice: an average of at least 4.25 of 5 over the rubric's 10 characteristics.
 
-A measure that needs people's scores and has none is ``pending_review``, never ``met``.
+A measure that needs people's scores and has none is ``waiting_for_review``, never ``met``.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from enum import StrEnum
 class Status(StrEnum):
     MET = "met"
     NOT_MET = "not_met"
-    PENDING_REVIEW = "pending_review"     # waits for people's scores
+    WAITING_FOR_REVIEW = "waiting_for_review"     # waits for people's scores
     NOT_MEASURED = "not_measured"         # this run had nothing to measure it on
     INFORMATIONAL = "informational"       # no target: a supporting figure
 

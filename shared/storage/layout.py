@@ -116,6 +116,10 @@ class JobLayout:
     def adapter_zip(self) -> str:
         return join(self.prefix, "downloads", "adapter.zip")
 
+    def deployment_package(self, run_id: str) -> str:
+        """The deployment package, with the examples of evaluation ``run_id``."""
+        return join(self.prefix, "downloads", f"deployment-package-{run_id}.zip")
+
     # ------------------------------------------------------------------ the evaluation
     @property
     def evaluation(self) -> "EvaluationLayout":

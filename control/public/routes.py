@@ -1,0 +1,58 @@
+"""``/share/<token>`` and ``/share/<token>/report.pdf``: a share link's page and its PDF."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, render_template, url_for
+
+from control.services import share_links, validation_reports
+from control.services.exceptions import Conflict, NotFound
+
+bp = Blueprint("public", __name__, template_folder="templates")
+
+# The report page styles itself inline and runs no script at all.
+PAGE_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
+               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+PRIVATE = {"Cache-Control": "no-store, private", "X-Robots-Tag": "noindex, nofollow",
+           "Referrer-Policy": "no-referrer"}
+
+
+def _plain(status: int, title: str, message: str) -> Response:
+    body = render_template("public/gone.html", title=title, message=message)
+    return Response(body, status=status, headers={**PRIVATE, "Content-Security-Policy": PAGE_POLICY},
+                    mimetype="text/html")
+
+
+def _open(token: str):
+    try:
+        return share_links.open_link(token), None
+    except NotFound:
+        return None, _plain(404, "Link not found", "This link does not exist. Check that it was copied whole.")
+    except share_links.LinkGone as exc:
+        what = "revoked by its owner" if exc.state == "revoked" else "past its expiry date"
+        return None, _plain(410, f"This link has {'been revoked' if exc.state == 'revoked' else 'expired'}",
+                            f"This report link is {what} and no longer opens. "
+                            "Ask the person who sent it for a new one.")
+
+
+@bp.get("/share/<token>")
+def shared_report(token):
+    opened, refusal = _open(token)
+    if refusal is not None:
+        return refusal
+    _, job = opened
+    page = validation_reports.html_of(job, pdf_url=url_for("public.shared_pdf", token=token))
+    return Response(page, headers={**PRIVATE, "Content-Security-Policy": PAGE_POLICY}, mimetype="text/html")
+
+
+@bp.get("/share/<token>/report.pdf")
+def shared_pdf(token):
+    opened, refusal = _open(token)
+    if refusal is not None:
+        return refusal
+    _, job = opened
+    try:
+        row, pdf = validation_reports.pdf_of(job)
+    except Conflict:
+        return _plain(409, "The PDF is being prepared", "The PDF of this report is not ready yet. "
+                      "Reload this page in a minute.")
+    return Response(pdf, mimetype="application/pdf", headers={
+        **PRIVATE, "Content-Disposition": f'inline; filename="validation-report-v{row.version}.pdf"'})
