@@ -29,6 +29,14 @@ def _examples(job: TrainingJob, run_id: str | None) -> list[dict]:
     return out
 
 
+def _system_prompt(examples: list[dict]) -> str | None:
+    """The system message the evaluation's scenarios were answered under, if any."""
+    for e in examples:
+        if e["suite"] == "ei" and e["messages"] and e["messages"][0].get("role") == "system":
+            return e["messages"][0]["content"]
+    return None
+
+
 def _headlines(view: dict) -> list[str]:
     lines = []
     for m in view.get("measures", []):
@@ -57,8 +65,9 @@ def package_key(job: TrainingJob, art: ModelArtifact) -> str:
             storage.get_file(obj, local)
         settings = (job.configuration.get("evaluation") or {})
         try:
+            examples = _examples(job, run_id)
             spec = PackageSpec(job_id=job.id, job_name=job.name, base_model=job.base_model, method=job.method,
-                               adapter_dir=adapter, examples=_examples(job, run_id),
+                               adapter_dir=adapter, examples=examples, system_prompt=_system_prompt(examples),
                                generation=GenerationDefaults(max_new_tokens=int(settings.get("max_new_tokens") or 256)),
                                measures_text=_headlines(view))
         except ValueError as exc:           # an adapter in storage without its tokenizer, say

@@ -28,7 +28,7 @@ _SIZE = re.compile(r"(?:(\d+)x)?(\d+(?:\.\d+)?)([BM])(?![a-z])", re.IGNORECASE)
 # Bytes a parameter takes: float32 on a CPU, bf16 on a GPU, NF4 with double quantization
 # (some layers stay in 16 bits, hence more than half a byte).
 BYTES_PER_PARAMETER = {"cpu_float32": 4.0, "gpu_bf16": 2.0, "gpu_4bit": 0.6}
-OVERHEAD = 1.2   # activations and the KV cache of a conversation of a few thousand tokens
+OVERHEAD = 1.1   # activations and the KV cache of a conversation of a few thousand tokens
 
 
 def base_source(name: str) -> dict:
@@ -68,12 +68,13 @@ def parameter_count(name: str) -> float | None:
 
 
 def memory_gb(parameters: float) -> dict[str, float]:
-    """Approximate memory, in GB, to run a model of ``parameters`` each way.
+    """Approximate memory, in GB, to run a model of ``parameters`` each way (whole GB from 10).
 
     >>> memory_gb(8e9)
-    {'cpu_float32': 38.4, 'gpu_bf16': 19.2, 'gpu_4bit': 5.8}
+    {'cpu_float32': 35, 'gpu_bf16': 18, 'gpu_4bit': 5.3}
     """
-    return {way: round(parameters * size * OVERHEAD / 1e9, 1) for way, size in BYTES_PER_PARAMETER.items()}
+    need = {way: parameters * size * OVERHEAD / 1e9 for way, size in BYTES_PER_PARAMETER.items()}
+    return {way: round(gb) if gb >= 10 else round(gb, 1) for way, gb in need.items()}
 
 
 def lora_rank_flag(rank: int) -> int:

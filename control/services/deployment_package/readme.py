@@ -16,8 +16,8 @@ from control.services.deployment_package import base_model, chat_format, require
 from control.services.deployment_package.spec import PackageSpec
 from shared.evaluation.report import SUITE_NAMES
 
-FALLBACK_PROMPT = "Hello! What can you help me with?"
-_SHELL_SAFE = re.compile(r"^[\w ,.?!:;()%-]{1,100}$")
+FALLBACK_PROMPT = "Hello, what can you help me with?"
+_SHELL_SAFE = re.compile(r"^[\w ,.?:;()%-]{1,100}$")  # no quotes, $, backquotes, backslashes or ! (bash history)
 
 _templates = Environment(loader=PackageLoader("control.services.deployment_package", "templates"),
                          undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,

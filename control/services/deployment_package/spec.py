@@ -122,14 +122,15 @@ def adapter_problems(adapter_dir) -> list[str]:
 
 
 def example_problems(example, where: str) -> list[str]:
-    """One example prompt: ``{suite, id, messages, adapter_answer, reference}``.
+    """The problems of one example prompt, ``{suite, id, messages, adapter_answer, reference}``,
+    each naming its place (``where``); empty when it is well formed.
 
     >>> example_problems({"suite": "ei", "id": "s1", "adapter_answer": "Hi.", "reference": None,
     ...                   "messages": [{"role": "user", "content": "Hello"}]}, "examples[0]")
     []
-    >>> example_problems({"suite": "ei", "id": "s1", "adapter_answer": "Hi.",
-    ...                   "messages": [{"role": "assistant", "content": "Hello"}]}, "examples[0]")
-    ['examples[0].messages: expected the last message to be the user\\'s, got role \\'assistant\\'']
+    >>> print(*example_problems({"suite": "ei", "id": "s1", "adapter_answer": "Hi.",
+    ...     "messages": [{"role": "assistant", "content": "Hello"}]}, "examples[0]"))
+    examples[0].messages: expected the last message to be the user's, got role 'assistant'
     """
     if not isinstance(example, Mapping):
         return [f"{where}: expected a dict, got {type(example).__name__}"]

