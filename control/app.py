@@ -14,6 +14,7 @@ from control.api.rate_limit import limit_api
 from control.console import bp as console_bp
 from control.extensions import bind_limiter, csrf, db, migrate
 from control.public import bp as public_bp
+from control.public.routes import limit_shares
 from control.request_limits import LimitedRequest
 from control.services import base_models
 
@@ -42,7 +43,9 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.exempt(api_bp)          # bearer tokens, no cookies: nothing for a forged form to ride on
     base_models.check_configured(app.config["BASE_MODELS"])
     app.config.setdefault("RATELIMIT_STORAGE_URI", config_module.rate_limit_storage_uri(app.config["REDIS_URL"]))
-    limit_api(bind_limiter(app), app.config["API_RATE_LIMIT"])
+    limiter = bind_limiter(app)
+    limit_api(limiter, app.config["API_RATE_LIMIT"])
+    limit_shares(limiter, app.config["SHARE_RATE_LIMIT"])
     app.register_blueprint(api_bp)
     app.register_blueprint(console_bp)
     app.register_blueprint(public_bp)

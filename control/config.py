@@ -92,6 +92,7 @@ def from_env(env=None) -> dict:
         "MAX_ACTIVE_JOBS_PER_USER": int(env.get("MAX_ACTIVE_JOBS_PER_USER", 3)),
         "MAX_JOBS_PER_HOUR": int(env.get("MAX_JOBS_PER_HOUR", 30)),
         "API_RATE_LIMIT": env.get("API_RATE_LIMIT", "600 per minute"),
+        "SHARE_RATE_LIMIT": env.get("SHARE_RATE_LIMIT", "60 per minute"),
         "DEFAULT_METHOD": env.get("DEFAULT_METHOD", "lora" if local else "qlora"),
         "DEFAULT_GPU_TYPE": env.get("DEFAULT_GPU_TYPE", "LOCAL_CPU" if local else "H100_PCIE"),
         "MONITOR_INTERVAL_SECONDS": float(env.get("MONITOR_INTERVAL_SECONDS", 5)),

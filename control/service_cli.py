@@ -5,6 +5,7 @@
     pipeline worker                            an RQ worker (with the scheduler)
     pipeline endpoint [--port P] [--workers N] the local RunPod-compatible endpoint
     pipeline users create EMAIL [--role R] [--password]
+    pipeline users set-role EMAIL admin|engineer|reviewer
     pipeline users set-password EMAIL          a console password (asked twice, never echoed)
     pipeline users deactivate|reactivate EMAIL no session or token of theirs works meanwhile
     pipeline tokens create EMAIL [--name N] [--expires-in 30d]   prints the token once
@@ -79,7 +80,8 @@ PASSWORD_OPTION = dict(prompt=True, hide_input=True, confirmation_prompt=True,
 
 @users.command("create")
 @click.argument("email")
-@click.option("--role", type=click.Choice(["admin", "engineer"]), default="engineer", show_default=True)
+@click.option("--role", type=click.Choice(["admin", "engineer", "reviewer"]), default="engineer", show_default=True,
+              help="reviewer: an engineer who also scores answers blind and approves models for delivery")
 @click.option("--password", "with_password", is_flag=True,
               help="Also set a console password (asked for twice, or taken from $BRIGHTRUN_PASSWORD).")
 def users_create(email, role, with_password):
@@ -136,6 +138,19 @@ def users_deactivate(email):
         ended = accounts.deactivate(user)
         click.echo(f"{email} is deactivated: {ended} session(s) ended, {len(user.tokens)} token(s) refused "
                    "(revoke them for good with `pipeline tokens revoke TOKEN_ID`)")
+
+
+@users.command("set-role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(["admin", "engineer", "reviewer"]))
+def users_set_role(email, role):
+    """Give EMAIL another role (reviewer: blind review and delivery decisions)."""
+    from control.extensions import db
+    with _app().app_context():
+        user = _user(email)
+        before, user.role = user.role, role
+        db.session.commit()
+        click.echo(f"{email}: {before} -> {role}")
 
 
 @users.command("reactivate")

@@ -127,3 +127,19 @@ def test_a_trained_job_is_evaluated_judged_and_re_evaluated_through_the_api(app,
     assert {m["id"]: m["base"] for m in again["measures"]}["perplexity"] == by_id["perplexity"]["base"]
     r = client.get(f"/api/training/jobs/{job['id']}/evaluation?run=ev_nope", headers=auth)
     assert r.status_code == 404
+
+    # what goes to the client: the report was built as each evaluation landed (and after the
+    # judge), and the deployment package holds the real adapter, the script and the newest answers
+    versions = client.get(f"/api/training/jobs/{job['id']}/download/validation-report", headers=auth)
+    assert versions.status_code == 200 and versions.data.startswith(b"%PDF")
+    assert "-v1.pdf" not in versions.headers["Content-Disposition"]          # rebuilt since the first
+    link = client.get(f"/api/training/jobs/{job['id']}/download/deployment-package?redirect=false",
+                      headers=auth).get_json()
+    package = client.get(link["url"].split("localhost", 1)[1])
+    assert package.status_code == 200
+    import zipfile
+    names = zipfile.ZipFile(io.BytesIO(package.data)).namelist()
+    assert {"inference.py", "requirements.txt", "README.md", "example_prompts.json",
+            "adapter/adapter_config.json"} <= set(names)
+    examples = json.loads(zipfile.ZipFile(io.BytesIO(package.data)).read("example_prompts.json"))
+    assert {e["suite"] for e in examples} >= {"heldout", "ei"} and all(e["adapter_answer"] is not None for e in examples)

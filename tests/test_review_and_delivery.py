@@ -214,3 +214,21 @@ def test_the_report_is_versioned_and_shared_by_links_that_count_views_and_can_be
     monkeypatch.setattr("control.models.delivery.utcnow", lambda: later)
     gone = anonymous.get(second_path)
     assert gone.status_code == 410 and "expired" in gone.get_data(as_text=True)
+    # opening shared reports is bounded per address
+    app.config["SHARE_RATE_LIMIT"] = "3 per minute"
+    answers = [anonymous.get(second_path) for _ in range(4)]
+    assert {a.status_code for a in answers} == {410, 429} and answers[-1].status_code == 429
+    assert answers[-1].headers["Retry-After"] == "60" and "Too many requests" in answers[-1].get_data(as_text=True)
+
+
+def test_an_admin_gives_the_reviewer_role_from_the_command_line_and_review_opens(app, client, monkeypatch,
+                                                                                 make_user, evaluated):
+    from tests.test_credentials import cli
+    user_id, headers = make_user("eve@example.com", "engineer")
+    assert client.get(f"/api/training/jobs/{evaluated}/reviews/next", headers=headers).status_code == 403
+    r = cli(app, monkeypatch, "users", "set-role", "eve@example.com", "reviewer")
+    assert r.exit_code == 0 and "engineer -> reviewer" in r.output, r.output
+    page = client.get(f"/api/training/jobs/{evaluated}/reviews/next", headers=headers).get_json()
+    assert page["progress"] == {"done": 0, "total": 6} and page["position"] == 1
+    r = cli(app, monkeypatch, "users", "set-role", "eve@example.com", "owner")
+    assert r.exit_code != 0 and "admin" in r.output

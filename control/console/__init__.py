@@ -7,11 +7,14 @@ every form carries a CSRF token (Flask-WTF). Each page module holds one resource
 ``training_files.py``, ``job_list.py``
 (the jobs list), ``new_job.py`` (the new-job flow), ``job_detail.py`` (one job: live view,
 actions, downloads), ``evaluation.py`` (its evaluation: the before/after answers and the
-re-evaluate form). The live parts poll small JSON views of the same modules; the JavaScript is ``static/console.js`` and the
-charts are Chart.js, served from ``static/vendor/``.
+re-evaluate form), ``reviews.py`` (blind review, for reviewers), ``delivery.py`` (the quality
+gate, the delivery decision, the validation report, share links, the deployment package)
+and ``rubrics.py`` (brand-voice rubrics per client). The live parts poll small JSON views of
+the same modules; the JavaScript is ``static/console.js`` and the charts are Chart.js, served
+from ``static/vendor/``.
 """
-from control.console import (account, auth, errors, evaluation, filters,  # noqa: F401 (routes)
-                             job_detail, job_list, new_job, tokens, training_files)
+from control.console import (account, auth, delivery, errors, evaluation, filters,  # noqa: F401 (routes)
+                             job_detail, job_list, new_job, reviews, rubrics, tokens, training_files)
 from control.console.blueprint import bp
 
 __all__ = ["bp"]

@@ -6,7 +6,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from control.console.blueprint import bp
-from control.services.exceptions import JobStateError, NotFound, QuotaExceeded
+from control.services.exceptions import Conflict, Forbidden, JobStateError, NotFound, QuotaExceeded
 
 NEXT_STEPS = {
     400: "Go back, reload the page and try again.",
@@ -53,3 +53,19 @@ def _over_quota(exc: QuotaExceeded):
     flash(exc.message, "error")
     job_id = (request.view_args or {}).get("job_id")
     return redirect(url_for("console.job_detail", job_id=job_id) if job_id else url_for("console.new_job"))
+
+
+@bp.errorhandler(Forbidden)
+def _forbidden(exc: Forbidden):
+    """A role that may not do this (review, decide, manage rubrics): the 403 page says who may."""
+    return render_template("console/error.html", status=403, title="Not for your role",
+                           message=exc.message[:1].upper() + exc.message[1:] + ".",
+                           hint="Ask an admin: they can give you the role, or do it for you."), 403
+
+
+@bp.errorhandler(Conflict)
+def _conflict(exc: Conflict):
+    """What the job's state does not allow yet (no completed evaluation to review, say)."""
+    return render_template("console/error.html", status=409, title="Not possible yet",
+                           message=exc.message[:1].upper() + exc.message[1:] + ".",
+                           hint="Come back once the job has completed and its evaluation has landed."), 409

@@ -30,8 +30,8 @@ MAX_PAGE = 100_000
 
 # What a measure's status says on its card, and the badge's tone (informational: no badge).
 STATUS_TEXT = {"met": "target met", "not_met": "target not met",
-               "pending_review": "waiting for people's scores", "not_measured": "not measured"}
-STATUS_TONE = {"met": "ok", "not_met": "bad", "pending_review": "warn", "not_measured": "muted"}
+               "waiting_for_review": "waiting for people's scores", "not_measured": "not measured"}
+STATUS_TONE = {"met": "ok", "not_met": "bad", "waiting_for_review": "warn", "not_measured": "muted"}
 SCORED_BY = {"computed": "Computed from both models' outputs", "model": "Scored by a model (automatic judge)",
              "people": "Scored by people"}
 VERDICTS = {"win": "the adapter's answer is better", "loss": "the base model's answer is better",
@@ -88,7 +88,7 @@ def base_to_adapter(measure: dict) -> str | None:
 def measure_status(status: str) -> dict | None:
     """The badge of a measure's status: its words and tone; None for a supporting figure.
 
-    >>> measure_status("pending_review"), measure_status("informational")
+    >>> measure_status("waiting_for_review"), measure_status("informational")
     ({'text': "waiting for people's scores", 'tone': 'warn'}, None)
     """
     if status not in STATUS_TEXT:
@@ -104,6 +104,78 @@ def scored_by(who: str) -> str:
 @bp.app_template_global("suite_name")
 def suite_name(suite: str) -> str:
     return SUITE_NAMES.get(suite, suite)
+
+
+# ---------------------------------------------------------------------- people's scores
+def agreement_text(alpha: float | None, reviewers: int) -> str:
+    """Krippendorff's alpha between reviewers, as a card says it.
+
+    >>> agreement_text(0.6132, 2), agreement_text(None, 1)
+    ('0.61', 'needs two reviewers')
+    >>> agreement_text(None, 2)
+    'not measurable yet: no answer scored by two reviewers with any spread'
+    """
+    if reviewers < 2:
+        return "needs two reviewers"
+    if alpha is None:
+        return "not measurable yet: no answer scored by two reviewers with any spread"
+    return f"{alpha:.2f}"
+
+
+def win_rate_text(rate: dict | None) -> str | None:
+    """The adapter's preference win rate with its 95% interval.
+
+    >>> win_rate_text({"rate": 0.8333, "interval": [0.5, 1.0], "n": 12, "wins": 9, "ties": 2, "losses": 1})
+    '83.3% [50.0, 100.0] of 12 preferences (9 adapter, 2 ties, 1 base model)'
+    >>> win_rate_text({"rate": None, "n": 0}) is None
+    True
+    """
+    if not rate or rate.get("rate") is None:
+        return None
+    text = f"{100 * rate['rate']:.1f}%"
+    if rate.get("interval"):
+        text += f" [{100 * rate['interval'][0]:.1f}, {100 * rate['interval'][1]:.1f}]"
+    return (text + f" of {rate['n']} preferences ({rate['wins']} adapter, {rate['ties']} "
+            f"tie{'s' if rate['ties'] != 1 else ''}, {rate['losses']} base model)")
+
+
+@bp.app_template_filter("flagged_low")
+def flagged_low(low: dict[str, int]) -> str:
+    """The characteristics an answer was scored under 3 on.
+
+    >>> flagged_low({"Warmth": 2, "Directness": 1})
+    'Warmth 2, Directness 1'
+    """
+    return ", ".join(f"{name} {score}" for name, score in low.items())
+
+
+@bp.app_template_global("people_figures")
+def people_figures(measure_id: str, people: dict | None) -> list[tuple[str, str, str]] | None:
+    """What people's scores add to a measure's card: (key, label, text) rows; None for a
+    measure people do not score, or before anyone has.
+
+    >>> people_figures("emotional_intelligence", {"ei": {"reviewers": 1, "n": 6, "agreement": None,
+    ...     "win_rate": {"rate": 1.0, "interval": [1.0, 1.0], "n": 6, "wins": 6, "ties": 0, "losses": 0}}})[1:]
+    [('win_rate', "The adapter's win rate", '100.0% [100.0, 100.0] of 6 preferences (6 adapter, 0 ties, 0 base model)'), ('agreement', "Agreement (Krippendorff's alpha)", 'needs two reviewers')]
+    >>> people_figures("brand_voice", {"brand": {"average": 4.3, "percent": 86.0, "n": 23, "reviewers": 2,
+    ...                                          "agreement": 0.4, "flagged": []}})[1]
+    ('average', 'Average', '4.30 of 5 (86.0%)')
+    """
+    key = {"emotional_intelligence": "ei", "brand_voice": "brand"}.get(measure_id)
+    found = (people or {}).get(key) if key else None
+    if not found:
+        return None
+    items = "scenarios" if key == "ei" else "answers"
+    rows = [("reviewers", "Reviewers", f"{found['reviewers']}, on {found['n']} {items}")]
+    if key == "ei":
+        rate = win_rate_text(found.get("win_rate"))
+        if rate:
+            rows.append(("win_rate", "The adapter's win rate", rate))
+    else:
+        rows.append(("average", "Average", f"{found['average']:.2f} of 5 ({found['percent']:.1f}%)"))
+    rows.append(("agreement", "Agreement (Krippendorff's alpha)", agreement_text(found.get("agreement"),
+                                                                                 found["reviewers"])))
+    return rows
 
 
 def prompt_parts(messages: list[dict]) -> tuple[list[dict], dict | None]:

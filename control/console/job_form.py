@@ -19,7 +19,8 @@ OVERRIDES = {name: "1" if request_setting(name).type is int else "any"
 TEXT_FIELDS = ("training_file_id", "preset", "gpu_type", "pricing", "base_model", "method",
                "name", "description", "notes", "tags",
                "retry_of", "continue_step",   # a retry, and the checkpoint step it continues from
-               "eval_size", "max_new_tokens", "prompts_file_id")   # the evaluation
+               "eval_size", "max_new_tokens", "prompts_file_id",   # the evaluation
+               "rubric_id")                                         # its brand-voice rubric
 
 
 def values_from_form(form) -> dict:
@@ -35,9 +36,10 @@ def parse(values: dict, start: bool = True) -> tuple[CreateJob | None, dict[str,
     ...                      "pricing": "spot", "tags": "anxious, retirement"})
     >>> errors, req.hyperparameters.batch_size, req.tags
     ({}, 2, ['anxious', 'retirement'])
-    >>> req, _ = parse({"training_file_id": "file_1", "eval_size": "quick", "max_new_tokens": "64"})
-    >>> req.evaluation.size, req.evaluation.max_new_tokens
-    ('quick', 64)
+    >>> req, _ = parse({"training_file_id": "file_1", "eval_size": "quick", "max_new_tokens": "64",
+    ...                 "rubric_id": "rub_acme"})
+    >>> req.evaluation.size, req.evaluation.max_new_tokens, req.rubric_id
+    ('quick', 64, 'rub_acme')
     >>> parse({"training_file_id": "file_1", "max_new_tokens": "0"})[1]
     {'max_new_tokens': 'Input should be greater than or equal to 1'}
     >>> parse({"training_file_id": "", "preset": "wild", "batch_size": "two", "pricing": "spot"})[1]
@@ -56,7 +58,7 @@ def parse(values: dict, start: bool = True) -> tuple[CreateJob | None, dict[str,
     }
     if values.get("gpu_type"):
         body["gpu"]["type"] = values["gpu_type"]
-    for key in ("base_model", "method", "name", "description", "notes"):
+    for key in ("base_model", "method", "name", "description", "notes", "rubric_id"):
         if values.get(key):
             body[key] = values[key]
     body["evaluation"] = {"size": values.get("eval_size") or None,
@@ -120,7 +122,7 @@ def values_from_job(job, adjust: bool = False, continue_step: int | None = None)
                   pricing=job.gpu_pricing_tier, base_model=job.base_model, method=job.method,
                   name=f"{job.name} (retry)"[:200], description=job.description or "",
                   notes=job.notes or "", tags=", ".join(job.tags or []), retry_of=job.id,
-                  continue_step=str(continue_step) if continue_step else "")
+                  continue_step=str(continue_step) if continue_step else "", rubric_id=job.rubric_id or "")
     evaluation = conf.get("evaluation") or {}
     values.update(eval_size=evaluation.get("size") or "", prompts_file_id=evaluation.get("prompts_file_id") or "",
                   max_new_tokens=str(evaluation["max_new_tokens"]) if evaluation.get("max_new_tokens") else "")

@@ -15,6 +15,8 @@ from control.schemas import MAX_PAGE, JobListQuery
 from control.services.training_jobs import SORTS, list_jobs
 
 PER_PAGE = 25
+# The delivery filter's choices: the query's value and what the select says.
+DELIVERY_CHOICES = (("", "any"), ("approved", "approved"), ("rejected", "rejected"), ("none", "not decided"))
 
 
 def _day(value: str, field: str, errors: dict) -> date | None:
@@ -45,7 +47,10 @@ def page_number(value: str | None, last: int = MAX_PAGE) -> int:
 def list_query(args, user: User) -> tuple[JobListQuery, dict, dict]:
     """The list's filters from the page's query string: (query, echoed values, errors)."""
     errors: dict = {}
-    shown = {k: args.get(k, "") for k in ("q", "from", "to", "creator", "sort")}
+    shown = {k: args.get(k, "") for k in ("q", "from", "to", "creator", "sort", "delivery")}
+    if shown["delivery"] not in dict(DELIVERY_CHOICES):
+        errors["delivery"] = f"{shown['delivery']!r} is not a delivery state: any, approved, rejected or none"
+        shown["delivery"] = ""
     shown["status"] = [s for s in args.getlist("status") if s in set(JobStatus)]
     after, before = _day(shown["from"], "from", errors), _day(shown["to"], "to", errors)
     fields = {
@@ -56,6 +61,7 @@ def list_query(args, user: User) -> tuple[JobListQuery, dict, dict]:
         "created_before": datetime.combine(before + timedelta(days=1), time(), timezone.utc) if before else None,
         "created_by": (shown["creator"] or None) if user.is_admin else None,
         "sort": shown["sort"] if shown["sort"] in SORTS else "newest",
+        "delivery": shown["delivery"] or None,
     }
     try:
         query = JobListQuery.model_validate(fields, strict=False)
@@ -77,7 +83,7 @@ def job_list():
              if g.user.is_admin else [])
     return render_template("console/jobs/list.html", jobs=rows, total=total, page=query.page,
                            pages=pages, shown=shown, errors=errors, statuses=list(JobStatus), users=users,
-                           sorts=list(SORTS),
+                           sorts=list(SORTS), delivery_choices=DELIVERY_CHOICES,
                            emails=dict(users) if g.user.is_admin else {g.user.id: g.user.email})
 
 

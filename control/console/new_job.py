@@ -9,7 +9,7 @@ from control.console.blueprint import bp
 from control.console.filters import minutes, money
 from control.models import TrainingFileStatus, TrainingJob
 from control.models.training_file import FilePurpose
-from control.services import base_models
+from control.services import base_models, rubrics
 from control.services.access import visible_file, visible_files, visible_job
 from control.services.exceptions import QuotaExceeded
 from control.services.retries import record_retry
@@ -82,7 +82,7 @@ def _form_page(values: dict, errors: dict | None = None, status: int = 200):
                                                       and f.purpose == FilePurpose.EVALUATION],
                            presets=PRESETS, risk=PRESET_RISK, est=est, source=source,
                            gpus=cost.GPU_CATALOG, overrides=job_form.OVERRIDES,
-                           base_models=base_models.allowed(),
+                           base_models=base_models.allowed(), rubrics=rubrics.all_rubrics(),
                            defaults={"base_model": current_app.config["DEFAULT_BASE_MODEL"],
                                      "method": current_app.config["DEFAULT_METHOD"],
                                      "gpu_type": current_app.config["DEFAULT_GPU_TYPE"]}), status

@@ -1,7 +1,9 @@
 """``/share/<token>`` and ``/share/<token>/report.pdf``: a share link's page and its PDF."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, render_template, url_for
+import limits
+from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask_limiter import Limiter, RateLimitExceeded
 
 from control.services import share_links, validation_reports
 from control.services.exceptions import Conflict, NotFound
@@ -13,6 +15,26 @@ PAGE_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; fo
                "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 PRIVATE = {"Cache-Control": "no-store, private", "X-Robots-Tag": "noindex, nofollow",
            "Referrer-Policy": "no-referrer"}
+
+
+def limit_shares(limiter: Limiter, configured: str) -> None:
+    """``SHARE_RATE_LIMIT`` per client address over the share pages: a link passed around
+    cannot be used to load the service, and tokens cannot be guessed at speed."""
+    try:
+        limits.parse_many(configured)
+    except ValueError:
+        raise ValueError(f"SHARE_RATE_LIMIT: {configured!r} is not a rate limit; write it as "
+                         "'60 per minute'") from None
+    limiter.shared_limit(lambda: current_app.config["SHARE_RATE_LIMIT"], scope="share",
+                         key_func=lambda: request.remote_addr or "-")(bp)
+
+
+@bp.errorhandler(RateLimitExceeded)
+def _too_many(exc: RateLimitExceeded):
+    response = _plain(429, "Too many requests", "This address has opened shared reports too often. "
+                      "Wait a minute and reload the page.")
+    response.headers["Retry-After"] = "60"
+    return response
 
 
 def _plain(status: int, title: str, message: str) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from control.extensions import db
 from control.models import Review, TrainingJob
@@ -43,7 +44,7 @@ def rows(job: TrainingJob, run_id: str, suite: str | None = None) -> list[Review
     stmt = select(Review).where(Review.training_job_id == job.id, Review.run_id == run_id)
     if suite:
         stmt = stmt.where(Review.suite == suite)
-    return list(db.session.scalars(stmt.order_by(Review.created_at, Review.id)))
+    return list(db.session.scalars(stmt.options(joinedload(Review.reviewer)).order_by(Review.created_at, Review.id)))
 
 
 def people(job: TrainingJob, run_id: str, layout: EvaluationLayout) -> dict:

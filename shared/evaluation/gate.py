@@ -72,7 +72,7 @@ def check_decision(decision: str, reason: str, gate_items: list[dict]) -> None:
     ...                                           "status": "not_met"}])
     Traceback (most recent call last):
     ...
-    shared.evaluation.gate.DecisionRefused: approving with a target not met needs the reason to say so: name Held-out perplexity (not_met) in it
+    shared.evaluation.gate.DecisionRefused: approving with a target not met needs the reason to say so: name Held-out perplexity (not met) in it
     """
     if decision not in ("approved", "rejected"):
         raise DecisionRefused(f"decision must be approved or rejected, not {decision!r}")
@@ -86,6 +86,6 @@ def check_decision(decision: str, reason: str, gate_items: list[dict]) -> None:
     unnamed = [i for i in gate_items if i["status"] != Status.MET
                and not any(word in text for word in NAMED_BY.get(i["id"], (i["id"],)))]
     if unnamed:
-        listed = ", ".join(f"{i['name']} ({i['status']})" for i in unnamed)
+        listed = ", ".join(f"{i['name']} ({str(i['status']).replace('_', ' ')})" for i in unnamed)
         raise DecisionRefused("approving with a target not met needs the reason to say so: "
                               f"name {listed} in it")

@@ -1,5 +1,5 @@
-// The console's live parts: the jobs list's rows, the new-job estimate, a job's page, and a
-// training file's page while it validates.
+// The console's live parts: the jobs list's rows, the new-job estimate, a job's page, a
+// training file's page while it validates, and the keys of the blind-review pages.
 // Everything else is server-rendered HTML; without this file every page still works,
 // it just doesn't update by itself.
 "use strict";
@@ -263,6 +263,78 @@
     });
   }
 
+  // --- blind review: the keys ---------------------------------------------------------------
+  // 1-5 score the highlighted criterion and move to the next; a/b/t pick the better answer or
+  // a tie; Enter saves (the server goes on to the next item); n or → next, p or ← previous.
+  // The form works the same without this: it only sets the radios and follows the page's links.
+  const TYPING = "textarea, select, input[type=text], input[type=number], input[type=search], input[type=password]";
+
+  function reviewKeys(form) {
+    const groups = Array.from(form.querySelectorAll("[data-score-group]"));
+    const preference = form.querySelector("[data-preference]");
+    const save = form.querySelector("button[type=submit]");
+    let current = groups.findIndex((g) => !g.querySelector("input:checked"));
+    if (current < 0) current = 0;
+
+    // ``i`` may be groups.length: past the scores, on the preference (or the save button).
+    function mark(i, focus) {
+      current = Math.min(Math.max(i, 0), groups.length);
+      groups.forEach((g, j) => g.classList.toggle("current", j === current));
+      if (!focus) return;
+      let target = save;
+      if (current < groups.length) {
+        target = groups[current].querySelector("input:checked") || groups[current].querySelector("input");
+      } else if (preference) {
+        target = preference.querySelector("input:checked") || preference.querySelector("input");
+      }
+      target.focus({ preventScroll: true });
+      (current < groups.length ? groups[current] : target).scrollIntoView({ block: "nearest" });
+    }
+
+    function choose(container, value) {
+      const input = container.querySelector(`input[value="${CSS.escape(value)}"]`);
+      if (!input) return;
+      input.checked = true;
+      container.classList.remove("invalid");
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+    }
+
+    function follow(rel) {
+      const link = document.querySelector(`a[rel="${rel}"]`);
+      if (link) window.location.assign(link.href);
+    }
+
+    groups.forEach((g, i) => g.addEventListener("focusin", () => mark(i, false)));
+    if (preference) preference.addEventListener("focusin", () => mark(groups.length, false));
+
+    document.addEventListener("keydown", (e) => {
+      if (e.ctrlKey || e.metaKey || e.altKey || e.defaultPrevented) return;
+      if (e.target.matches && e.target.matches(TYPING)) return;
+      const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
+      const pick = { a: "A", b: "B", t: "tie" }[key];
+      if (/^[1-5]$/.test(key)) {
+        if (current >= groups.length) return;
+        choose(groups[current], key);
+        mark(current + 1, true);
+      } else if (pick && preference) {
+        choose(preference, pick);
+        mark(groups.length, true);
+        save.focus({ preventScroll: true });
+      } else if (key === "n" || key === "ArrowRight") {
+        follow("next");
+      } else if (key === "p" || key === "ArrowLeft") {
+        follow("prev");
+      } else if (key === "Enter") {
+        if (e.target.matches && e.target.matches("button, a, summary")) return;   // their own Enter
+        form.requestSubmit(save);
+      } else {
+        return;
+      }
+      e.preventDefault();
+    });
+    mark(current, true);
+  }
+
   // --- forms that take a while say so --------------------------------------------------
   for (const form of document.querySelectorAll("form[data-busy-text]")) {
     form.addEventListener("submit", () => {
@@ -280,4 +352,6 @@
   if (job) jobPage(job);
   const validating = document.getElementById("file-validating");
   if (validating && validating.dataset.liveUrl) fileValidating(validating);
+  const review = document.querySelector("form[data-review-keys]");
+  if (review) reviewKeys(review);
 })();
