@@ -187,6 +187,8 @@ class JobListQuery(_Strict):
     tag: Text(50) | None = None
     delivery: Annotated[Literal["approved", "rejected", "none"] | None, Field(description=(
         "approved or rejected for delivery (the newest decision); none: not decided yet"))] = None
+    for_review: Annotated[bool, Field(description=(
+        "reviewers: every user's completed jobs waiting for a delivery decision"))] = False
     q: Text(200) | None = None
     sort: Literal["newest", "oldest", "name", "status", "cost", "progress"] = "newest"
 

@@ -151,7 +151,7 @@ def app(request, tmp_path):
         "BASE_MODELS": ("meta-llama/Meta-Llama-3-70B-Instruct", "embedded",
                         *([request.getfixturevalue("tiny_model_dir")]
                           if "tiny_model_dir" in request.fixturenames else [])),
-        "API_RATE_LIMIT": "100000 per minute",
+        "API_RATE_LIMIT": "100000 per minute", "SHARE_RATE_LIMIT": "100000 per minute",
     })
     if url not in _migrated or request.param == "sqlite":
         _fresh_schema(app)

@@ -23,7 +23,7 @@ def _job_for(job_id):
 @api_doc("The quality gate: each measure against its target (met, not_met, waiting_for_review), "
          "and every delivery decision, newest first", responses={200: GateOut, 404: ErrorOut})
 def job_gate(job_id):
-    return jsonify(delivery_decisions.gate_of(_job_for(job_id)))
+    return jsonify(delivery_decisions.gate_of(_job_for(job_id), viewer=g.user))
 
 
 @bp.post("/training/jobs/<job_id>/decisions")

@@ -20,7 +20,7 @@ from control.services.access import visible_job
          query=EvaluationQuery, responses={200: EvaluationOut, 404: ErrorOut})
 def job_evaluation(job_id):
     job = visible_job(g.user, job_id)
-    return jsonify(evaluations.view(job, query_args(EvaluationQuery).run))
+    return jsonify(evaluations.view(job, query_args(EvaluationQuery).run, viewer=g.user))
 
 
 @bp.get("/training/jobs/<job_id>/evaluation/samples")
@@ -31,7 +31,7 @@ def job_evaluation_samples(job_id):
     job = visible_job(g.user, job_id)
     q = query_args(SamplesQuery)
     return jsonify(evaluations.samples(job, q.suite, run_id=q.run, category=q.category,
-                                       page=q.page, per_page=q.per_page))
+                                       page=q.page, per_page=q.per_page, viewer=g.user))
 
 
 @bp.post("/training/jobs/<job_id>/evaluate")

@@ -38,5 +38,8 @@ def save_review(job_id):
 def review_summary(job_id):
     job = reviews.reviewable_job(g.user, job_id)
     run_id = reviews.current_run(job)
-    return jsonify({"job_id": job.id, "run": run_id,
-                    **review_scores.people(job, run_id, evaluations.layout_of(job, run_id))})
+    layout = evaluations.layout_of(job, run_id)
+    people = review_scores.people(job, run_id, layout)
+    if review_scores.mid_review(g.user, job, run_id, layout):
+        people = review_scores.blinded({"reviews": people})["reviews"]
+    return jsonify({"job_id": job.id, "run": run_id, **people})

@@ -142,7 +142,7 @@ def delivery_of(job: TrainingJob, view: dict | None = None, form: dict | None = 
     """What the delivery section shows: the gate, the decisions, the report's versions, the
     share links and what the user may do; ``form`` a refused decision, ``created`` a new link."""
     owner = sees_job(job)
-    return {"gate": delivery_decisions.gate_of(job, view), "can_decide": g.user.can_review,
+    return {"gate": delivery_decisions.gate_of(job, view, viewer=g.user), "can_decide": g.user.can_review,
             "owner": owner, "completed": job.status == JobStatus.COMPLETED,
             "reports": validation_reports.versions(job) if owner else [],
             "links": share_links.links_of(job) if owner else [],

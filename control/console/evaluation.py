@@ -223,7 +223,7 @@ def _page_of(job: TrainingJob, view: dict, suite: str, category: str | None) -> 
     """One page of the suite's samples, and a notice when the page asked for was not one."""
     asked = whole_page(request.args.get("page"))
     data = evaluations.samples(job, suite, run_id=view["run"]["id"], category=category,
-                               page=asked or 1, per_page=PER_PAGE, clamp=True)
+                               page=asked or 1, per_page=PER_PAGE, clamp=True, viewer=g.user)
     if category and category not in data["categories"]:
         have = ", ".join(data["categories"]) or "none"
         abort(404, description=f"The {SUITE_NAMES[suite]} have no category {category!r}; "
@@ -244,7 +244,7 @@ def _page_of(job: TrainingJob, view: dict, suite: str, category: str | None) -> 
 def job_evaluation(job_id):
     """Base against adapter, sample by sample (?suite=, ?category=, ?page=, ?run=)."""
     job = visible_job(g.user, job_id)
-    view = evaluations.view(job, request.args.get("run") or None)   # an unknown run: the 404 page
+    view = evaluations.view(job, request.args.get("run") or None, viewer=g.user)   # an unknown run: 404
     suite = _suite_of(view, request.args.get("suite")) if view["status"] == "completed" else None
     category = request.args.get("category") or None
     data, notice = _page_of(job, view, suite, category) if suite else (None, None)

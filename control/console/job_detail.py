@@ -68,7 +68,7 @@ def progress(job: TrainingJob) -> dict:
 def evaluation_of(job: TrainingJob) -> dict | None:
     """The job's newest completed evaluation (``evaluations.view``), or None before it has one."""
     try:
-        return evaluations.view(job)
+        return evaluations.view(job, viewer=g.user)
     except NotFound:
         return None
 

@@ -62,6 +62,7 @@ def list_query(args, user: User) -> tuple[JobListQuery, dict, dict]:
         "created_by": (shown["creator"] or None) if user.is_admin else None,
         "sort": shown["sort"] if shown["sort"] in SORTS else "newest",
         "delivery": shown["delivery"] or None,
+        "for_review": bool(args.get("for_review")) and user.can_review,
     }
     try:
         query = JobListQuery.model_validate(fields, strict=False)
@@ -83,8 +84,15 @@ def job_list():
              if g.user.is_admin else [])
     return render_template("console/jobs/list.html", jobs=rows, total=total, page=query.page,
                            pages=pages, shown=shown, errors=errors, statuses=list(JobStatus), users=users,
-                           sorts=list(SORTS), delivery_choices=DELIVERY_CHOICES,
-                           emails=dict(users) if g.user.is_admin else {g.user.id: g.user.email})
+                           sorts=list(SORTS), delivery_choices=DELIVERY_CHOICES, for_review=query.for_review,
+                           emails=dict(users) if g.user.is_admin else _creators(rows) if query.for_review
+                           else {g.user.id: g.user.email})
+
+
+def _creators(rows: list[TrainingJob]) -> dict[str, str]:
+    """The emails of the people whose jobs a reviewer sees."""
+    ids = {j.created_by for j in rows}
+    return dict(db.session.execute(select(User.id, User.email).where(User.id.in_(ids))).all()) if ids else {}
 
 
 def live_row(job: TrainingJob) -> dict:

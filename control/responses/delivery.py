@@ -75,7 +75,9 @@ class GateOut(Out):
     items: list[GateItem]
     standing: Literal["met", "not_met", "waiting_for_review"]
     delivery_status: Literal["approved", "rejected"] | None
-    decision: DecisionOut | None
+    decision: DecisionOut | None = Field(description="the decision on the evaluation shown; null: none yet")
+    decided_on_earlier_evaluation: bool = Field(
+        description="the newest decision was made on an earlier evaluation: it needs deciding again")
     history: list[DecisionOut]
 
 

@@ -25,20 +25,23 @@ def history(job: TrainingJob) -> list[DeliveryDecision]:
                                    .order_by(DeliveryDecision.decided_at.desc(), DeliveryDecision.id.desc())))
 
 
-def gate_of(job: TrainingJob, view: dict | None = None) -> dict:
+def gate_of(job: TrainingJob, view: dict | None = None, *, viewer: User | None = None) -> dict:
     """The gated measures with their statuses, where the job stands, and its decisions."""
     if view is None:
         try:
-            view = evaluations.view(job)
+            view = evaluations.view(job, viewer=viewer)
         except NotFound:
             view = {"measures": [], "run": None}
     measures = [Measure.model_validate(m) for m in view.get("measures", [])]
     items = gate.items(measures)
     decisions = history(job)
-    return {"job_id": job.id, "run": (view.get("run") or {}).get("id"),
+    run_id = (view.get("run") or {}).get("id")
+    current = decisions[0] if decisions and decisions[0].run_id == run_id else None
+    return {"job_id": job.id, "run": run_id,
             "items": items, "standing": gate.standing(items) if items else "not_met",
             "delivery_status": job.delivery_status,
-            "decision": decisions[0].to_dict() if decisions else None,
+            "decision": current.to_dict() if current else None,
+            "decided_on_earlier_evaluation": bool(decisions) and current is None,
             "history": [d.to_dict() for d in decisions]}
 
 

@@ -18,7 +18,7 @@ from control.extensions import db
 from control.models import EvaluationRun, EvaluationStatus, JobStatus, ModelArtifact, TrainingJob, User
 from control.schemas import EvaluationRequest
 from control.services import queue, quotas, review_scores
-from control.services.exceptions import JobStateError, NotFound
+from control.services.exceptions import Forbidden, JobStateError, NotFound
 from control.services.storage import get_storage
 from control.services.training_jobs import evaluation_settings
 from shared.errors import StorageError
@@ -77,9 +77,11 @@ def judge_report(job: TrainingJob, run_id: str | None) -> dict | None:
     return json.loads(storage.get_bytes(key))
 
 
-def view(job: TrainingJob, run_id: str | None = None) -> dict:
+def view(job: TrainingJob, run_id: str | None = None, *, viewer: User | None = None) -> dict:
     """Each measure with base, adapter, improvement, interval, target and status, and the data
-    it was computed on; the judge's verdicts count once it has run."""
+    it was computed on; the judge's verdicts and people's scores count once there are some.
+    For a ``viewer`` in the middle of their own blind review, the scenario figures by model
+    are left out (``review_scores.blinded``)."""
     runs = runs_of(job)
     run = chosen(job, run_id, runs)
     if run["status"] != EvaluationStatus.COMPLETED:
@@ -88,8 +90,10 @@ def view(job: TrainingJob, run_id: str | None = None) -> dict:
     judge = judge_report(job, run["id"])
     people = review_scores.people(job, run["id"], layout_of(job, run["id"]))
     parts = {"perplexity": summary.perplexity, "forgetting": summary.forgetting, "similarity": summary.similarity}
-    ms = measures.all_measures(parts, judge_report=judge, ei_review=people["ei"], brand_review=people["brand"])
-    return {
+    answered = frozenset(k for k, v in summary.suites.items() if v.get("samples"))
+    ms = measures.all_measures(parts, judge_report=judge, ei_review=people["ei"], brand_review=people["brand"],
+                               answered=answered)
+    out = {
         "job_id": job.id, "status": "completed", "run": run, "runs": runs,
         "size": summary.size, "max_new_tokens": summary.max_new_tokens,
         "measures": [m.model_dump(mode="json") for m in ms],
@@ -101,13 +105,20 @@ def view(job: TrainingJob, run_id: str | None = None) -> dict:
         "similarity": summary.similarity,
         "judge": {k: v for k, v in judge.items() if k != "items"} if judge else None,
         "reviews": people}
+    layout = layout_of(job, run["id"])
+    return review_scores.blinded(out) if review_scores.mid_review(viewer, job, run["id"], layout) else out
 
 
 def samples(job: TrainingJob, suite: str, *, run_id: str | None = None, category: str | None = None,
-            page: int = 1, per_page: int = 10, clamp: bool = False) -> dict:
+            page: int = 1, per_page: int = 10, clamp: bool = False, viewer: User | None = None) -> dict:
     """One page of a suite's samples: prompt, both answers, the reference and the scores.
-    A page past the end is empty, or with ``clamp`` the last page (``page`` says which)."""
+    A page past the end is empty, or with ``clamp`` the last page (``page`` says which).
+    The scenarios, which name the model behind each answer, are refused to a ``viewer`` in
+    the middle of blind-reviewing them."""
     run = chosen(job, run_id, runs_of(job))
+    if suite == "ei" and review_scores.mid_review(viewer, job, run["id"], layout_of(job, run["id"])):
+        raise Forbidden("the scenarios' answers name the model behind each one: finish your blind "
+                        "review of them first")
     rows = read_samples(get_storage(), layout_of(job, run["id"]).samples(suite))
     categories = sorted({r.category for r in rows if r.category})
     if category:

@@ -109,6 +109,7 @@ def _monitor(run_id: str, failures: int) -> str:
     for raw in chunks:
         apply(run, raw)
     if run.status == EvaluationStatus.COMPLETED:
+        run.job.delivery_status = None      # a decision stands on the evaluation it was made on
         db.session.commit()
         queue.enqueue_judging(run.training_job_id, run.id)
         queue.enqueue_report(run.training_job_id, "evaluation")

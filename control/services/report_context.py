@@ -147,14 +147,15 @@ def _gate(job: TrainingJob, view: dict) -> dict:
     standing = delivery_decisions.gate_of(job, view)
     decisions = [{"decision": d["decision"], "reason": d["reason"], "by": d["decided_by_email"] or "unknown",
                   "at": d["decided_at"]} for d in standing["history"]]
-    current = decisions[0] if decisions else None
+    current = decisions[0] if standing["decision"] else None
     if current:
         verdict = current["decision"]
         reason = current["reason"]
     elif standing["standing"] == "not_met":
         verdict = "not_met"
         missed = [i["name"] for i in standing["items"] if i["status"] in ("not_met", "not_measured")]
-        reason = "Not every target is met: " + ", ".join(missed) + ". No one has decided on delivery yet."
+        reason = ("Not every target is met: " + ", ".join(missed) + "." if missed
+                  else "Nothing was measured against the targets.") + " No one has decided on delivery yet."
     else:
         verdict = "waiting_for_review"
         waiting = [i["name"] for i in standing["items"] if i["status"] == "waiting_for_review"]

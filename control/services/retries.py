@@ -48,7 +48,7 @@ def retry(user: User, job: TrainingJob, req: RetryJob) -> tuple[TrainingJob, lis
     if not job.is_final:
         raise JobStateError(job, "retry", "only a finished job (completed, failed or cancelled) can be retried")
     body, changes = retry_request(job, req)
-    new = create(user, CreateJob.model_validate(body))
+    new = create(user, CreateJob.model_validate(body), keep_rubric=True)   # an archived rubric stays with its jobs
     record_retry(job, new)
     return new, changes
 

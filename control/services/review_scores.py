@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from control.extensions import db
@@ -56,21 +56,50 @@ def people(job: TrainingJob, run_id: str, layout: EvaluationLayout) -> dict:
     brand_rows = [r for r in found if r.suite == "brand_voice"]
     brand = None
     rubric = rubric_of(job)
+    ei_total = len(items(job, layout, "ei")) if ei else 0
     if brand_rows:
         answers = {s.id: s for s in items(job, layout, "brand_voice")}
         brand = aggregate.brand_voice(
             [aggregate.BrandScore(r.item_id, r.reviewer_id, r.scores,
                                   prompt=_last_user(answers[r.item_id]) if r.item_id in answers else "",
                                   answer=answers[r.item_id].adapter if r.item_id in answers else "")
-             for r in brand_rows], rubric["characteristics"])
+             for r in brand_rows], rubric["characteristics"], items_total=len(answers))
     progress: dict[str, dict] = {}
     for r in found:
         who = progress.setdefault(r.reviewer_id, {"reviewer_id": r.reviewer_id, "email": r.reviewer.email,
                                                   "ei": 0, "brand_voice": 0})
         who[r.suite] += 1
-    return {"ei": aggregate.emotional_intelligence(ei), "brand": brand, "rubric": rubric,
+    return {"ei": aggregate.emotional_intelligence(ei, items_total=ei_total), "brand": brand, "rubric": rubric,
             "reviewers": sorted(progress.values(), key=lambda p: p["email"])}
 
 
 def _last_user(sample: Sample) -> str:
     return next((m["content"] for m in reversed(sample.prompt) if m.get("role") == "user"), "")
+
+
+def mid_review(user, job: TrainingJob, run_id: str, layout: EvaluationLayout) -> bool:
+    """Whether ``user`` has started but not finished scoring the scenarios of this
+    evaluation: the figures by model would then tell them which label was which."""
+    if user is None or not user.can_review:
+        return False
+    done = db.session.scalar(select(func.count()).select_from(Review).where(
+        Review.training_job_id == job.id, Review.run_id == run_id, Review.reviewer_id == user.id,
+        Review.suite == "ei"))
+    return 0 < done < len(items(job, layout, "ei"))
+
+
+HIDDEN = ("Hidden while your own blind review of the scenarios is under way: "
+          "finish it to see the figures by model.")
+
+
+def blinded(view: dict) -> dict:
+    """An evaluation view with every emotional-intelligence figure by model taken out."""
+    measures = []
+    for m in view.get("measures", []):
+        if m["id"] == "emotional_intelligence":
+            m = {**m, "base": None, "adapter": None, "improvement": None, "interval": None, "note": HIDDEN}
+        measures.append(m)
+    reviews = dict(view.get("reviews") or {})
+    if reviews.get("ei"):
+        reviews["ei"] = {"hidden": True, "note": HIDDEN}
+    return {**view, "measures": measures, "reviews": reviews, "blinded": True}

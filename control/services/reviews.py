@@ -164,6 +164,11 @@ def save(user: User, job: TrainingJob, req) -> dict:
         if problems:
             raise ConfigError(problems)
         scores, preference = dict(req.scores), None
+    if req.suite == "ei" and set(_saved(job, run_id, user.id, "ei")) >= ids:
+        # Once a reviewer has scored every scenario they see the figures by model: changing a
+        # score then would let them read off which label was which.
+        raise Conflict("your blind review of the scenarios is complete, and final: the figures by model "
+                       "are shown to you now", code="review_complete")
     for _ in range(2):      # a double submit races its twin: the second one updates
         row = _saved(job, run_id, user.id, req.suite).get(req.item_id)
         if row is None:
@@ -176,6 +181,9 @@ def save(user: User, job: TrainingJob, req) -> dict:
             break
         except IntegrityError:
             db.session.rollback()
+    else:
+        raise Conflict(f"your scores for {req.item_id} could not be saved while another save of them ran; "
+                       "send them again", code="concurrent_save")
     queue.enqueue_report(job.id, "reviews")
     nxt = item(user, job, req.suite)
     return {"saved": req.item_id, "suite": req.suite, "run": run_id, "progress": nxt["progress"],

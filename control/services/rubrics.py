@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from control.extensions import db
 from control.models import Rubric, TrainingJob, User, utcnow
@@ -85,11 +86,16 @@ def create(user: User, name: str, characteristics: list[dict], client: str | Non
         items.append({"id": cid, "name": c["name"], "description": c["description"]})
     if problems:
         raise ConfigError(problems)
+    duplicate = Conflict(f"a rubric named {name!r} already exists", code="duplicate")
     if db.session.scalar(select(Rubric).where(Rubric.name == name)) is not None:
-        raise Conflict(f"a rubric named {name!r} already exists", code="duplicate")
+        raise duplicate
     row = Rubric(name=name, client=client, characteristics=items, created_by=user.id)
     db.session.add(row)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:                 # the same name made at the same moment
+        db.session.rollback()
+        raise duplicate from None
     return row
 
 
@@ -105,13 +111,13 @@ def archive(user: User, rubric_id: str) -> Rubric:
     return row
 
 
-def pickable(rubric_id: str | None) -> str | None:
+def pickable(rubric_id: str | None, archived_too: bool = False) -> str | None:
     """The id to store on a new job: None for the default; an unknown or archived rubric is
-    a 400 naming the field."""
+    a 400 naming the field (``archived_too``: a retry keeps its job's rubric)."""
     if rubric_id in (None, DEFAULT_ID):
         return None
     row = db.session.get(Rubric, rubric_id)
-    if row is None or row.archived_at is not None:
+    if row is None or (row.archived_at is not None and not archived_too):
         state = "archived" if row is not None else "unknown"
         raise ConfigError([Problem("rubric_id", f"{state} rubric {rubric_id!r}: pick one from GET /api/rubrics",
                                    "rubric_id")])

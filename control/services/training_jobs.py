@@ -15,7 +15,7 @@ from control.models import JobStatus, TrainingFile, TrainingJob, User, new_id
 from control.schemas import CreateJob, EvaluationRequest, JobListQuery
 from control.services import base_models, lifecycle, quotas, rubrics
 from control.services.checkpoints import continue_point
-from control.services.exceptions import JobStateError, QuotaExceeded
+from control.services.exceptions import Forbidden, JobStateError, QuotaExceeded
 from control.services.storage import get_storage
 from control.services.training_files import ready_file
 from shared import cost
@@ -62,12 +62,12 @@ def estimate_for(training_file: TrainingFile, settings: JobSettings, pricing: st
                          lora_r=hp.lora_r)
 
 
-def create(user: User, req: CreateJob) -> TrainingJob:
+def create(user: User, req: CreateJob, *, keep_rubric: bool = False) -> TrainingJob:
     """A pending job from a validated request (started too if it says ``start``), within the
     user's quotas (``quotas.py``: a refusal stores nothing). Commits."""
     training_file = ready_file(user, req.training_file_id)
     evaluation = evaluation_settings(user, req.evaluation)
-    rubric_id = rubrics.pickable(req.rubric_id)
+    rubric_id = rubrics.pickable(req.rubric_id, archived_too=keep_rubric)
     overrides = req.hyperparameters.model_dump(exclude_none=True)
     settings = resolve_settings(req.preset, overrides, req.base_model, req.method, req.gpu.type)
     hp = settings.hyperparameters
@@ -146,7 +146,11 @@ def list_jobs(user: User, query: JobListQuery) -> tuple[list[TrainingJob], int]:
     """A page of the jobs ``user`` may see, filtered and sorted as ``query`` says, and how
     many match in all."""
     stmt = select(TrainingJob)
-    if not user.is_admin:
+    if query.for_review:
+        if not user.can_review:
+            raise Forbidden("the list of jobs waiting for review is for reviewers and admins")
+        stmt = stmt.where(TrainingJob.status == JobStatus.COMPLETED, TrainingJob.delivery_status.is_(None))
+    elif not user.is_admin:
         stmt = stmt.where(TrainingJob.created_by == user.id)
     elif query.created_by:
         creator = db.session.scalar(select(User).where(User.email == query.created_by))

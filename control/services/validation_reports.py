@@ -21,6 +21,7 @@ from control.services.report import ReportContext, render_html, render_pdf
 from control.services.storage import get_storage
 from shared.storage import join
 
+PDF_URL = "__REPORT_PDF_URL__"      # where a share page puts its own link to the PDF
 TRIGGERS = ("evaluation", "judge", "reviews", "decision", "request")
 
 
@@ -36,8 +37,10 @@ def fingerprint(ctx: ReportContext) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def key_of(job: TrainingJob, version: int) -> str:
-    return join(job.storage_prefix, "reports", f"validation-report-v{version}.pdf")
+def key_of(job: TrainingJob, version: int, mark: str) -> str:
+    """Where a version's PDF is kept; the fingerprint in the name means no two builds ever
+    write the same file."""
+    return join(job.storage_prefix, "reports", f"validation-report-v{version}-{mark[:12]}.pdf")
 
 
 def build(job: TrainingJob, trigger: str) -> ValidationReport | None:
@@ -45,6 +48,9 @@ def build(job: TrainingJob, trigger: str) -> ValidationReport | None:
     job has nothing to report yet). Commits."""
     if job.status != JobStatus.COMPLETED:
         return None
+    # One build at a time per job (the job's row is locked until the commit; SQLite writes
+    # one at a time anyway): two workers never number the same version.
+    db.session.execute(select(TrainingJob.id).where(TrainingJob.id == job.id).with_for_update())
     newest = versions(job)[:1]
     number = (newest[0].version if newest else 0) + 1
     ctx = report_context.gather(job, number)
@@ -54,8 +60,10 @@ def build(job: TrainingJob, trigger: str) -> ValidationReport | None:
     started = time.perf_counter()
     pdf = render_pdf(ctx)
     seconds = time.perf_counter() - started
-    key = key_of(job, number)
-    get_storage().put_bytes(key, pdf)
+    key = key_of(job, number, mark)
+    storage = get_storage()
+    storage.put_bytes(html_key(key), render_html(ctx, pdf_url=PDF_URL).encode())   # the share page's
+    storage.put_bytes(key, pdf)
     row = ValidationReport(training_job_id=job.id, version=number, storage_key=key, size_bytes=len(pdf),
                            fingerprint=mark, trigger=trigger, build_seconds=seconds)
     db.session.add(row)
@@ -84,7 +92,15 @@ def pdf_of(job: TrainingJob, version: int | None = None) -> tuple[ValidationRepo
     return row, get_storage().get_bytes(row.storage_key)
 
 
-def html_of(job: TrainingJob, pdf_url: str | None = None) -> str:
-    """The report as a page (the share link's), from the facts as they are now."""
+def html_key(pdf_key: str) -> str:
+    return pdf_key.removesuffix(".pdf") + ".html"
+
+
+def html_of(job: TrainingJob, pdf_url: str) -> str:
+    """The newest version as a page (the share link's): the same facts as its PDF; before
+    the first version is built, the facts as they are now."""
     newest = versions(job)[:1]
-    return render_html(report_context.gather(job, newest[0].version if newest else 1), pdf_url=pdf_url)
+    storage = get_storage()
+    if newest and storage.exists(html_key(newest[0].storage_key)):
+        return storage.get_bytes(html_key(newest[0].storage_key)).decode().replace(PDF_URL, pdf_url)
+    return render_html(report_context.gather(job, 1), pdf_url=pdf_url)

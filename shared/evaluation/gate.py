@@ -7,13 +7,15 @@ approval while a target is not met must say so in its reason, naming the measure
 """
 from __future__ import annotations
 
+import re
+
 from shared.evaluation.report import Measure
 from shared.evaluation.targets import Status
 
 GATED = ("perplexity", "emotional_intelligence", "forgetting", "brand_voice")
 # Words that count as naming a measure in a reason.
 NAMED_BY = {"perplexity": ("perplexity",),
-            "emotional_intelligence": ("emotional", "empathy", "ei "),
+            "emotional_intelligence": ("emotional", "empathy", "ei"),
             "forgetting": ("forgetting", "retention", "knowledge"),
             "brand_voice": ("brand", "voice")}
 MAX_REASON = 2000
@@ -34,6 +36,8 @@ def value_text(m: Measure) -> str:
         return "waiting for people's scores"
     if m.id == "brand_voice" and m.adapter is not None:
         return f"{m.adapter:.2f} of 5 ({100 * m.adapter / 5:.1f}%)"
+    if m.improvement is None and m.scored_by == "people" and m.status in (Status.MET, Status.NOT_MET):
+        return "hidden until your own review is done"
     if m.improvement is None:
         return "not measured"
     return f"{m.improvement:g}{m.improvement_unit or ''}"
@@ -66,6 +70,8 @@ def check_decision(decision: str, reason: str, gate_items: list[dict]) -> None:
     """Refuse a decision its reason does not support: every decision needs a reason, and an
     approval with a target not met must name each such measure in it.
 
+    >>> check_decision("approved", "EI is short of 40%, but the client saw the answers",
+    ...                [{"id": "emotional_intelligence", "name": "EI", "status": "not_met"}])
     >>> check_decision("approved", "Perplexity is short but clients liked it",
     ...                [{"id": "perplexity", "name": "Held-out perplexity", "status": "not_met"}])
     >>> check_decision("approved", "Looks good", [{"id": "perplexity", "name": "Held-out perplexity",
@@ -82,9 +88,10 @@ def check_decision(decision: str, reason: str, gate_items: list[dict]) -> None:
         raise DecisionRefused(f"the reason is longer than {MAX_REASON} characters")
     if decision == "rejected":
         return
-    text = reason.lower()
+    words = set(re.findall(r"[a-z]+", reason.lower()))
     unnamed = [i for i in gate_items if i["status"] != Status.MET
-               and not any(word in text for word in NAMED_BY.get(i["id"], (i["id"],)))]
+               and not any(word in words or (len(word) > 3 and any(w.startswith(word) for w in words))
+                           for word in NAMED_BY.get(i["id"], (i["id"],)))]
     if unnamed:
         listed = ", ".join(f"{i['name']} ({str(i['status']).replace('_', ' ')})" for i in unnamed)
         raise DecisionRefused("approving with a target not met needs the reason to say so: "

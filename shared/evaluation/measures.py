@@ -67,10 +67,21 @@ def similarity(part: dict | None) -> Measure:
         status=Status.INFORMATIONAL, n=part["n"])
 
 
-def emotional_intelligence(review: dict | None = None) -> Measure:
+def _coverage(review: dict, items: str) -> str:
+    return f" {review['n']} of {review['items']} {items} scored so far: it waits for the rest."
+
+
+def emotional_intelligence(review: dict | None = None, available: bool = True) -> Measure:
     """People's 1-5 scores on empathy, clarity and appropriateness, base against adapter;
-    until people have scored, it waits for review."""
+    it waits for review until people have scored every scenario (``available``: the run
+    answered the scenarios at all)."""
     name = "Emotional intelligence (people's blind scores)"
+    if not available:
+        return Measure(id="emotional_intelligence", name=name, unit="mean score of 5",
+                       target=targets.EMOTIONAL_INTELLIGENCE_IMPROVEMENT_PCT,
+                       target_text="at least 40% better than the base model, scored by people",
+                       status=Status.NOT_MEASURED, scored_by="people",
+                       note="This evaluation generated no answers to the scenarios (perplexity only).")
     if not review:
         return Measure(id="emotional_intelligence", name=name, unit="mean score of 5",
                        target=targets.EMOTIONAL_INTELLIGENCE_IMPROVEMENT_PCT,
@@ -83,8 +94,11 @@ def emotional_intelligence(review: dict | None = None) -> Measure:
                    improvement_unit="% better", interval=review.get("interval_pct"),
                    target=targets.EMOTIONAL_INTELLIGENCE_IMPROVEMENT_PCT,
                    target_text="at least 40% better than the base model, scored by people",
-                   status=targets.at_least(improvement, targets.EMOTIONAL_INTELLIGENCE_IMPROVEMENT_PCT),
-                   scored_by="people", n=review.get("n"), note=_people_note(review, "scenarios"))
+                   status=(targets.at_least(improvement, targets.EMOTIONAL_INTELLIGENCE_IMPROVEMENT_PCT)
+                           if review.get("complete", True) else Status.WAITING_FOR_REVIEW),
+                   scored_by="people", n=review.get("n"),
+                   note=_people_note(review, "scenarios")
+                   + ("" if review.get("complete", True) else _coverage(review, "scenarios")))
 
 
 def _people_note(review: dict, items: str) -> str:
@@ -99,8 +113,14 @@ def _people_note(review: dict, items: str) -> str:
     return who + f"; their agreement (Krippendorff's alpha) is {review['agreement']:.2f}."
 
 
-def brand_voice(review: dict | None = None) -> Measure:
+def brand_voice(review: dict | None = None, available: bool = True) -> Measure:
+    """People's rubric scores on the adapter's held-out answers; it waits for review until
+    every sampled answer has been scored."""
     name = "Brand voice (people's scores on the rubric)"
+    if not available:
+        return Measure(id="brand_voice", name=name, unit="average of 5", target=targets.BRAND_VOICE_AVERAGE,
+                       target_text="an average of at least 4.25 of 5 (85%)", status=Status.NOT_MEASURED,
+                       scored_by="people", note="This evaluation generated no held-out answers (perplexity only).")
     if not review:
         return Measure(id="brand_voice", name=name, unit="average of 5",
                        target=targets.BRAND_VOICE_AVERAGE, target_text="an average of at least 4.25 of 5 (85%)",
@@ -112,8 +132,10 @@ def brand_voice(review: dict | None = None) -> Measure:
     return Measure(id="brand_voice", name=name, unit="average of 5", adapter=review["average"],
                    improvement=review["percent"], improvement_unit="% of the top score",
                    target=targets.BRAND_VOICE_AVERAGE, target_text="an average of at least 4.25 of 5 (85%)",
-                   status=targets.at_least(review["average"], targets.BRAND_VOICE_AVERAGE),
-                   scored_by="people", n=review.get("n"), note=note)
+                   status=(targets.at_least(review["average"], targets.BRAND_VOICE_AVERAGE)
+                           if review.get("complete", True) else Status.WAITING_FOR_REVIEW),
+                   scored_by="people", n=review.get("n"),
+                   note=note + ("" if review.get("complete", True) else _coverage(review, "answers")))
 
 
 def judge(report: dict) -> Measure:
@@ -130,10 +152,14 @@ def judge(report: dict) -> Measure:
 
 
 def all_measures(parts: dict[str, dict | None], *, judge_report: dict | None = None,
-                 ei_review: dict | None = None, brand_review: dict | None = None) -> list[Measure]:
-    """The measures in the order the report shows them."""
-    out = [perplexity(parts.get("perplexity")), emotional_intelligence(ei_review),
-           forgetting(parts.get("forgetting")), brand_voice(brand_review),
+                 ei_review: dict | None = None, brand_review: dict | None = None,
+                 answered: frozenset[str] | None = None) -> list[Measure]:
+    """The measures in the order the report shows them; ``answered``: the suites the run
+    generated answers for (None: unknown, as if all)."""
+    def has(suite: str) -> bool:
+        return answered is None or suite in answered
+    out = [perplexity(parts.get("perplexity")), emotional_intelligence(ei_review, has("ei")),
+           forgetting(parts.get("forgetting")), brand_voice(brand_review, has("heldout")),
            similarity(parts.get("similarity"))]
     if judge_report:
         out.append(judge(judge_report))

@@ -74,14 +74,35 @@ def agreement(ratings: dict[tuple, dict[str, int]]) -> float | None:
     return None if math.isnan(alpha) else round(float(alpha), 4)
 
 
-def emotional_intelligence(scores: list[EIScore]) -> dict | None:
-    """The suite's measure from people's scores; None before anyone has scored."""
+def preference_rate(scores: list[EIScore]) -> dict:
+    """The adapter's win rate, a tie counting half: each scenario's share of preferences
+    for the adapter, then the mean over scenarios with its 95% interval resampling
+    scenarios (one reviewer's preferences on a scenario are not independent of another's).
+
+    >>> r = preference_rate([EIScore("s1", "r1", {}, {}, "adapter"), EIScore("s1", "r2", {}, {}, "tie"),
+    ...                      EIScore("s2", "r1", {}, {}, "base")])
+    >>> r["rate"], r["wins"], r["ties"], r["losses"], r["scenarios"]
+    (0.375, 1, 1, 1, 2)
+    """
+    points = {"adapter": 1.0, "tie": 0.5, "base": 0.0}
+    per_item: dict[str, list[float]] = defaultdict(list)
+    for s in scores:
+        per_item[s.item].append(points[s.preference])
+    means = [float(np.mean(v)) for _, v in sorted(per_item.items())]
+    summary = statistics.mean_interval(means)
+    counts = {p: sum(1 for s in scores if s.preference == p) for p in PREFERENCES}
+    return {"wins": counts["adapter"], "ties": counts["tie"], "losses": counts["base"], "n": len(scores),
+            "scenarios": len(means), "rate": summary["mean"], "interval": summary["interval"]}
+
+
+def emotional_intelligence(scores: list[EIScore], items_total: int | None = None) -> dict | None:
+    """The suite's measure from people's scores; None before anyone has scored.
+    ``items_total``: how many scenarios there are to score (``complete`` once each has been)."""
     if not scores:
         return None
     per_item: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"base": [], "adapter": []})
     by_criterion = {c: {"base": [], "adapter": []} for c in EI_CRITERIA}
     units: dict[tuple, dict[str, int]] = defaultdict(dict)
-    counts = {"adapter": 0, "tie": 0, "base": 0}
     for s in scores:
         for model in MODELS:
             values = getattr(s, model)
@@ -89,21 +110,23 @@ def emotional_intelligence(scores: list[EIScore]) -> dict | None:
             for c in EI_CRITERIA:
                 by_criterion[c][model].append(values[c])
                 units[(s.item, model, c)][s.reviewer] = values[c]
-        counts[s.preference] += 1
     items = sorted(per_item)
     base = [float(np.mean(per_item[i]["base"])) for i in items]
     adapter = [float(np.mean(per_item[i]["adapter"])) for i in items]
     result = statistics.mean_improvement(base, adapter)
+    total = items_total if items_total is not None else len(items)
     return {**result, "reviewers": len({s.reviewer for s in scores}), "scores": len(scores),
-            "win_rate": statistics.win_rate(counts["adapter"], counts["tie"], counts["base"]),
+            "items": total, "complete": len(items) >= total,
+            "win_rate": preference_rate(scores),
             "agreement": agreement(units),
             "by_criterion": {c: {m: round(float(np.mean(v[m])), 4) for m in MODELS}
                              for c, v in by_criterion.items()}}
 
 
-def brand_voice(scores: list[BrandScore], characteristics: list[dict]) -> dict | None:
+def brand_voice(scores: list[BrandScore], characteristics: list[dict], items_total: int | None = None) -> dict | None:
     """The rubric's measure from people's scores; None before anyone has scored.
-    ``characteristics`` are the rubric's (``id`` and ``name``), in its order."""
+    ``characteristics`` are the rubric's (``id`` and ``name``), in its order; ``items_total``
+    how many answers there are to score."""
     if not scores:
         return None
     names = {c["id"]: c["name"] for c in characteristics}
@@ -122,8 +145,10 @@ def brand_voice(scores: list[BrandScore], characteristics: list[dict]) -> dict |
                                                      "answer": s.answer, "low": {}})
                 entry["low"][names[k]] = min(v, entry["low"].get(names[k], v))
     average = float(np.mean(values))
+    scored = len({s.item for s in scores})
+    total = items_total if items_total is not None else scored
     return {"average": round(average, 4), "percent": round(100.0 * average / SCALE[-1], 2),
-            "n": len({s.item for s in scores}), "reviewers": len({s.reviewer for s in scores}),
+            "n": scored, "items": total, "complete": scored >= total, "reviewers": len({s.reviewer for s in scores}),
             "scores": len(values), "agreement": agreement(units),
             "by_characteristic": [{"id": c["id"], "name": c["name"],
                                    "mean": round(float(np.mean(per_char[c["id"]])), 4) if per_char[c["id"]] else None}

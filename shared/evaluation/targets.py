@@ -19,6 +19,15 @@ class Status(StrEnum):
     NOT_MEASURED = "not_measured"         # this run had nothing to measure it on
     INFORMATIONAL = "informational"       # no target: a supporting figure
 
+    @classmethod
+    def _missing_(cls, value):
+        """Summaries written before the rename say ``pending_review``: the same status.
+
+        >>> Status("pending_review")
+        <Status.WAITING_FOR_REVIEW: 'waiting_for_review'>
+        """
+        return cls.WAITING_FOR_REVIEW if value == "pending_review" else None
+
 
 PERPLEXITY_IMPROVEMENT_PCT = 30.0
 EMOTIONAL_INTELLIGENCE_IMPROVEMENT_PCT = 40.0
