@@ -111,6 +111,8 @@ def test_two_reviewers_score_blind_and_the_measures_agreement_and_gate_follow(ap
                         json={"suite": "ei", "item_id": item["id"], **body})
         assert r.status_code == 400 and r.get_json()["error"]["field"] == field, (field, r.get_json())
     assert item["saved"]["preference"] in ("A", "B")  # its saved scores come back in its labels
+    assert client.get(f"/api/training/jobs/{job_id}/reviews/next?suite=ei&position=1",
+                      headers=people["first"]).get_json()["final"] is True
     # once every scenario is scored the figures by model are in view: the scores are final
     r = client.post(f"/api/training/jobs/{job_id}/reviews", headers=people["first"], json={
         "suite": "ei", "item_id": item["id"], "preference": "tie",

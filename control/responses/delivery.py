@@ -24,6 +24,7 @@ class ReviewItemPage(Out):
     suite: Literal["ei", "brand_voice"]
     position: int | None
     progress: ReviewProgress
+    final: bool = Field(description="your scenario scores are complete and can no longer change")
     item: AnyObject | None
 
 

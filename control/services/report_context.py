@@ -23,6 +23,7 @@ from control.services.storage import get_storage
 from shared.evaluation.report import Sample
 
 EXAMPLES_WON = 3
+EMBEDDED_NAME = "SmolLM2-135M-Instruct (the embedded model)"
 CONTROL_SOFTWARE = ("flask", "weasyprint", "scipy", "krippendorff")
 
 
@@ -51,7 +52,8 @@ def _job(job: TrainingJob, summary: dict) -> dict:
     attempts = sorted(job.attempts, key=lambda a: a.number)
     return {
         "id": job.id, "name": job.name, "description": job.description, "created_by": _email(job.created_by),
-        "base_model": job.base_model, "method": job.method, "preset": job.preset,
+        "base_model": EMBEDDED_NAME if job.base_model == "embedded" else job.base_model,
+        "method": job.method, "preset": job.preset,
         "configuration": job.configuration.get("hyperparameters", {}), "gpu_type": job.gpu_type,
         "gpu_pricing_tier": job.gpu_pricing_tier, "started_at": iso(job.started_at),
         "completed_at": iso(job.completed_at), "duration_minutes": job.actual_duration_minutes,

@@ -95,7 +95,7 @@ def item(user: User, job: TrainingJob, suite: str, position: int | None = None) 
         position = next((i + 1 for i, s in enumerate(samples) if s.id not in saved), None)
     progress = {"done": sum(1 for s in samples if s.id in saved), "total": len(samples)}
     out = {"job_id": job.id, "run": run_id, "suite": suite, "position": position, "progress": progress,
-           "item": None}
+           "final": suite == "ei" and progress["done"] == progress["total"] > 0, "item": None}
     if position is None or not 1 <= position <= len(samples):
         return out
     sample = samples[position - 1]

@@ -31,6 +31,9 @@ def value_text(m: Measure) -> str:
     >>> value_text(Measure(id="perplexity", name="p", unit="u", improvement=32.5,
     ...                    improvement_unit="% lower", status=Status.MET))
     '32.5% lower'
+    >>> value_text(Measure(id="emotional_intelligence", name="e", unit="u", improvement=-6.1,
+    ...                    improvement_unit="% better", status=Status.NOT_MET))
+    '6.1% worse'
     """
     if m.status == Status.WAITING_FOR_REVIEW:
         return "waiting for people's scores"
@@ -40,6 +43,8 @@ def value_text(m: Measure) -> str:
         return "hidden until your own review is done"
     if m.improvement is None:
         return "not measured"
+    if m.improvement < 0 and m.improvement_unit in ("% better", "% lower"):
+        return f"{-m.improvement:g}% {'worse' if m.improvement_unit == '% better' else 'higher'}"
     return f"{m.improvement:g}{m.improvement_unit or ''}"
 
 

@@ -287,6 +287,7 @@
       } else if (preference) {
         target = preference.querySelector("input:checked") || preference.querySelector("input");
       }
+      if (!target) return;
       target.focus({ preventScroll: true });
       (current < groups.length ? groups[current] : target).scrollIntoView({ block: "nearest" });
     }
@@ -319,13 +320,14 @@
       } else if (pick && preference) {
         choose(preference, pick);
         mark(groups.length, true);
-        save.focus({ preventScroll: true });
+        if (save) save.focus({ preventScroll: true });
       } else if (key === "n" || key === "ArrowRight") {
         follow("next");
       } else if (key === "p" || key === "ArrowLeft") {
         follow("prev");
       } else if (key === "Enter") {
         if (e.target.matches && e.target.matches("button, a, summary")) return;   // their own Enter
+        if (!save) return;                       // a final review: nothing to save
         form.requestSubmit(save);
       } else {
         return;
