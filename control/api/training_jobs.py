@@ -31,8 +31,9 @@ def create_job():
 
 
 @bp.get("/training/jobs")
-@api_doc("Your jobs, paginated; filter by status, creator, date, preset, tag, text; sort",
-         query=JobListQuery, responses={200: JobListPage})
+@api_doc("Your jobs, paginated; filter by status, creator, date, preset, tag, text, delivery; sort; "
+         "for_review (reviewers): every user's completed jobs waiting for a decision",
+         query=JobListQuery, responses={200: JobListPage, 403: ErrorOut})
 def list_jobs():
     query = query_args(JobListQuery)
     rows, total = training_jobs.list_jobs(g.user, query)
