@@ -168,6 +168,10 @@ def test_the_report_is_versioned_and_shared_by_links_that_count_views_and_can_be
     job_id = evaluated
     r = client.get(f"/api/training/jobs/{job_id}/download/validation-report", headers=people["owner"])
     assert r.status_code == 409 and "no validation report yet" in r.get_json()["error"]["message"]
+    early = client.post(f"/api/training/jobs/{job_id}/share", headers=people["owner"], json={}).get_json()
+    r = app.test_client().get(early["url"].split("localhost", 1)[1])
+    assert r.status_code == 409 and "not ready yet" in r.get_data(as_text=True)   # nothing built to show
+    client.delete(f"/api/training/jobs/{job_id}/share/{early['id']}", headers=people["owner"])
     from control.services.queue import enqueue_report
     enqueue_report(job_id, "evaluation")
     assert enqueue_report(job_id, "evaluation") is None          # one build waits at a time

@@ -16,7 +16,7 @@ from control.api.errors import ApiError
 from control.api.form_schemas import AdapterDownloadQuery, MetricsDownloadQuery, ReportDownloadQuery
 from control.api.requests import query_args
 from control.responses import AdapterLink, ErrorOut, MetricPoint
-from control.services import downloads, validation_reports
+from control.services import downloads, report_versions
 from control.services.access import visible_job
 from control.services.storage import get_storage
 
@@ -45,10 +45,7 @@ from control.services.storage import get_storage
 def download(job_id, kind):
     job = visible_job(g.user, job_id)
     if kind == "adapters":
-        link = downloads.adapter_link(job)
-        if request.args.get("redirect", "true").lower() in ("0", "false", "no"):
-            return jsonify(url=link.url, expires_at=link.expires_at, filename=link.filename)
-        return redirect(link.url, 302)
+        return _link_answer(downloads.adapter_link(job))
     if kind == "metrics":
         fmt = request.args.get("format", "csv")
         if fmt not in downloads.METRICS_FORMATS:
@@ -64,16 +61,20 @@ def download(job_id, kind):
                 raise ApiError(404, "not_available", f"job {job.id} has no evaluation summary")
             return Response(get_storage().get_bytes(art.summary_path), mimetype="application/json", headers={
                 "Content-Disposition": f'attachment; filename="{job.id}-summary.json"'})
-        row, pdf = validation_reports.pdf_of(job, q.version)
+        row, pdf = report_versions.pdf_of(job, q.version)
         return Response(pdf, mimetype="application/pdf", headers={
             "Content-Disposition": f'attachment; filename="{job.id}-validation-report-v{row.version}.pdf"'})
     if kind == "deployment-package":
-        link = downloads.package_link(job)
-        if request.args.get("redirect", "true").lower() in ("0", "false", "no"):
-            return jsonify(url=link.url, expires_at=link.expires_at, filename=link.filename)
-        return redirect(link.url, 302)
+        return _link_answer(downloads.package_link(job))
     raise ApiError(404, "not_found", f"unknown download {kind!r}: expected adapters, metrics, "
                    "validation-report or deployment-package")
+
+
+def _link_answer(link: downloads.SignedLink):
+    """A 302 to the signed link, or (``?redirect=false``) the link as JSON."""
+    if request.args.get("redirect", "true").lower() in ("0", "false", "no"):
+        return jsonify(url=link.url, expires_at=link.expires_at, filename=link.filename)
+    return redirect(link.url, 302)
 
 
 @bp.get("/training/downloads/<token>")

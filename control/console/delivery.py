@@ -23,7 +23,7 @@ from control.console.blueprint import bp
 from control.console.job_detail import evaluation_of
 from control.models import JobStatus, TrainingJob, User
 from control.schemas import DecisionRequest, ShareRequest
-from control.services import delivery_decisions, downloads, share_links, validation_reports
+from control.services import delivery_decisions, downloads, report_versions, share_links
 from control.services.access import visible_job
 from control.services.exceptions import Conflict, NotFound
 from control.services.reviews import reviewable_job
@@ -144,7 +144,7 @@ def delivery_of(job: TrainingJob, view: dict | None = None, form: dict | None = 
     owner = sees_job(job)
     return {"gate": delivery_decisions.gate_of(job, view, viewer=g.user), "can_decide": g.user.can_review,
             "owner": owner, "completed": job.status == JobStatus.COMPLETED,
-            "reports": validation_reports.versions(job) if owner else [],
+            "reports": report_versions.versions(job) if owner else [],
             "links": share_links.links_of(job) if owner else [],
             "form": form or {}, "created": created}
 
@@ -218,7 +218,7 @@ def download_report(job_id):
     """A version of the validation report (the newest without ``?version=``)."""
     job = visible_job(g.user, job_id)
     try:
-        row, pdf = validation_reports.pdf_of(job, report_version(request.args.get("version")))
+        row, pdf = report_versions.pdf_of(job, report_version(request.args.get("version")))
     except Conflict as exc:
         flash(exc.message[:1].upper() + exc.message[1:] + ".", "error")
         return _back_to(job)

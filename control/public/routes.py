@@ -5,7 +5,7 @@ import limits
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 from flask_limiter import Limiter, RateLimitExceeded
 
-from control.services import share_links, validation_reports
+from control.services import report_versions, share_links
 from control.services.exceptions import Conflict, NotFound
 
 bp = Blueprint("public", __name__, template_folder="templates")
@@ -43,38 +43,34 @@ def _plain(status: int, title: str, message: str) -> Response:
                     mimetype="text/html")
 
 
-def _open(token: str):
-    try:
-        return share_links.open_link(token), None
-    except NotFound:
-        return None, _plain(404, "Link not found", "This link does not exist. Check that it was copied whole.")
-    except share_links.LinkGone as exc:
-        what = "revoked by its owner" if exc.state == "revoked" else "past its expiry date"
-        return None, _plain(410, f"This link has {'been revoked' if exc.state == 'revoked' else 'expired'}",
-                            f"This report link is {what} and no longer opens. "
-                            "Ask the person who sent it for a new one.")
+@bp.errorhandler(NotFound)
+def _no_such_link(exc: NotFound):
+    return _plain(404, "Link not found", "This link does not exist. Check that it was copied whole.")
+
+
+@bp.errorhandler(share_links.LinkGone)
+def _gone(exc: share_links.LinkGone):
+    what = "revoked by its owner" if exc.state == "revoked" else "past its expiry date"
+    return _plain(410, f"This link has {'been revoked' if exc.state == 'revoked' else 'expired'}",
+                  f"This report link is {what} and no longer opens. Ask the person who sent it for a new one.")
+
+
+@bp.errorhandler(Conflict)
+def _not_ready(exc: Conflict):
+    return _plain(409, "The report is being prepared", "This report is not ready yet. "
+                  "Reload this page in a minute.")
 
 
 @bp.get("/share/<token>")
 def shared_report(token):
-    opened, refusal = _open(token)
-    if refusal is not None:
-        return refusal
-    _, job = opened
-    page = validation_reports.html_of(job, pdf_url=url_for("public.shared_pdf", token=token))
+    _, job = share_links.open_link(token)
+    page = report_versions.html_of(job, pdf_url=url_for("public.shared_pdf", token=token))
     return Response(page, headers={**PRIVATE, "Content-Security-Policy": PAGE_POLICY}, mimetype="text/html")
 
 
 @bp.get("/share/<token>/report.pdf")
 def shared_pdf(token):
-    opened, refusal = _open(token)
-    if refusal is not None:
-        return refusal
-    _, job = opened
-    try:
-        row, pdf = validation_reports.pdf_of(job)
-    except Conflict:
-        return _plain(409, "The PDF is being prepared", "The PDF of this report is not ready yet. "
-                      "Reload this page in a minute.")
+    _, job = share_links.open_link(token)
+    row, pdf = report_versions.pdf_of(job)
     return Response(pdf, mimetype="application/pdf", headers={
         **PRIVATE, "Content-Disposition": f'inline; filename="validation-report-v{row.version}.pdf"'})

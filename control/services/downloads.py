@@ -99,24 +99,25 @@ def _signed_link(job: TrainingJob, key: str, filename: str) -> SignedLink:
     return SignedLink(url, iso(utcnow() + timedelta(seconds=ttl)), filename)
 
 
-def adapter_link(job: TrainingJob) -> SignedLink:
-    """A signed link to the adapter ZIP (built on first use); counts the download. Commits."""
+def _counted_link(job: TrainingJob, build, filename: str) -> SignedLink:
+    """A signed link to what ``build(job, artifact)`` stored (built on first use); counts
+    the download. Commits."""
     art = completed_artifact(job)
-    key = _adapter_zip(job, art)
+    key = build(job, art)
     art.download_count = (art.download_count or 0) + 1
     art.last_downloaded_at = utcnow()
     db.session.commit()
-    return _signed_link(job, key, f"{job.id}-adapter.zip")
+    return _signed_link(job, key, filename)
+
+
+def adapter_link(job: TrainingJob) -> SignedLink:
+    """A signed link to the adapter ZIP."""
+    return _counted_link(job, _adapter_zip, f"{job.id}-adapter.zip")
 
 
 def package_link(job: TrainingJob) -> SignedLink:
-    """A signed link to the deployment package (built on first use); counts the download. Commits."""
-    art = completed_artifact(job)
-    key = packages.package_key(job, art)
-    art.download_count = (art.download_count or 0) + 1
-    art.last_downloaded_at = utcnow()
-    db.session.commit()
-    return _signed_link(job, key, f"{job.id}-deployment-package.zip")
+    """A signed link to the deployment package."""
+    return _counted_link(job, packages.package_key, f"{job.id}-deployment-package.zip")
 
 
 def metrics_export(job: TrainingJob, fmt: str) -> tuple[str, str, str]:

@@ -88,7 +88,8 @@ def view(job: TrainingJob, run_id: str | None = None, *, viewer: User | None = N
         return {"job_id": job.id, "run": run, "runs": runs, "measures": [], "status": run["status"]}
     summary = summary_of(job, run["id"])
     judge = judge_report(job, run["id"])
-    people = review_scores.people(job, run["id"], layout_of(job, run["id"]))
+    layout = layout_of(job, run["id"])
+    people = review_scores.people(job, run["id"], layout)
     parts = {"perplexity": summary.perplexity, "forgetting": summary.forgetting, "similarity": summary.similarity}
     answered = frozenset(k for k, v in summary.suites.items() if v.get("samples"))
     ms = measures.all_measures(parts, judge_report=judge, ei_review=people["ei"], brand_review=people["brand"],
@@ -105,8 +106,8 @@ def view(job: TrainingJob, run_id: str | None = None, *, viewer: User | None = N
         "similarity": summary.similarity,
         "judge": {k: v for k, v in judge.items() if k != "items"} if judge else None,
         "reviews": people}
-    layout = layout_of(job, run["id"])
-    return review_scores.blinded(out) if review_scores.mid_review(viewer, job, run["id"], layout) else out
+    scenarios = summary.suites.get("ei", {}).get("samples", 0)
+    return review_scores.blinded(out) if review_scores.mid_review(viewer, job, run["id"], layout, scenarios) else out
 
 
 def samples(job: TrainingJob, suite: str, *, run_id: str | None = None, category: str | None = None,

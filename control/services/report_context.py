@@ -81,16 +81,10 @@ def _dataset(job: TrainingJob, summary: dict) -> dict:
             "folding": data.get("folding"), "split": split}
 
 
-def _user_text(sample: Sample) -> tuple[str | None, str, int]:
-    system = next((m["content"] for m in sample.prompt if m.get("role") == "system"), None)
-    turns = [m for m in sample.prompt if m.get("role") != "system"]
-    return system, (turns[-1]["content"] if turns else ""), max(0, len(turns) - 1)
-
-
 def _example(sample: Sample, winner: str, why: str, title: str) -> dict:
-    system, prompt, earlier = _user_text(sample)
-    return {"suite": sample.suite, "id": sample.id, "title": title, "system": system, "prompt": prompt,
-            "context_turns": earlier, "base": sample.base, "adapter": sample.adapter,
+    turns = sample.turns
+    return {"suite": sample.suite, "id": sample.id, "title": title, "system": sample.system,
+            "prompt": turns[-1]["content"] if turns else "", "context_turns": max(0, len(turns) - 1), "base": sample.base, "adapter": sample.adapter,
             "reference": sample.reference, "winner": winner, "why": why}
 
 

@@ -61,7 +61,7 @@ def people(job: TrainingJob, run_id: str, layout: EvaluationLayout) -> dict:
         answers = {s.id: s for s in items(job, layout, "brand_voice")}
         brand = aggregate.brand_voice(
             [aggregate.BrandScore(r.item_id, r.reviewer_id, r.scores,
-                                  prompt=_last_user(answers[r.item_id]) if r.item_id in answers else "",
+                                  prompt=_client_message(answers[r.item_id]) if r.item_id in answers else "",
                                   answer=answers[r.item_id].adapter if r.item_id in answers else "")
              for r in brand_rows], rubric["characteristics"], items_total=len(answers))
     progress: dict[str, dict] = {}
@@ -73,19 +73,23 @@ def people(job: TrainingJob, run_id: str, layout: EvaluationLayout) -> dict:
             "reviewers": sorted(progress.values(), key=lambda p: p["email"])}
 
 
-def _last_user(sample: Sample) -> str:
-    return next((m["content"] for m in reversed(sample.prompt) if m.get("role") == "user"), "")
+def _client_message(sample: Sample) -> str:
+    turns = sample.turns
+    return turns[-1]["content"] if turns else ""
 
 
-def mid_review(user, job: TrainingJob, run_id: str, layout: EvaluationLayout) -> bool:
+def mid_review(user, job: TrainingJob, run_id: str, layout: EvaluationLayout, total: int | None = None) -> bool:
     """Whether ``user`` has started but not finished scoring the scenarios of this
-    evaluation: the figures by model would then tell them which label was which."""
+    evaluation: the figures by model would then tell them which label was which.
+    ``total``: how many scenarios there are, when the caller knows (else they are read)."""
     if user is None or not user.can_review:
         return False
     done = db.session.scalar(select(func.count()).select_from(Review).where(
         Review.training_job_id == job.id, Review.run_id == run_id, Review.reviewer_id == user.id,
         Review.suite == "ei"))
-    return 0 < done < len(items(job, layout, "ei"))
+    if not done:
+        return False
+    return done < (total if total is not None else len(items(job, layout, "ei")))
 
 
 HIDDEN = ("Hidden while your own blind review of the scenarios is under way: "

@@ -84,6 +84,12 @@ def _ei_scores_as_labels(row: Review, a_is: str) -> dict:
             "preference": "tie" if row.preference == "tie" else label[row.preference]}
 
 
+def _progress(samples: list, scored: set[str]) -> tuple[int | None, dict]:
+    """The first unscored item's position (1-based; None: all scored), and how far along."""
+    first = next((i + 1 for i, s in enumerate(samples) if s.id not in scored), None)
+    return first, {"done": sum(1 for s in samples if s.id in scored), "total": len(samples)}
+
+
 def item(user: User, job: TrainingJob, suite: str, position: int | None = None) -> dict:
     """One item for this reviewer: at ``position`` (1-based), or the first not yet scored.
     ``item`` is None when there is nothing at that position (or nothing left)."""
@@ -91,18 +97,15 @@ def item(user: User, job: TrainingJob, suite: str, position: int | None = None) 
     layout = evaluations.layout_of(job, run_id)
     samples = ordered(user.id, run_id, review_scores.items(job, layout, suite))
     saved = _saved(job, run_id, user.id, suite)
-    if position is None:
-        position = next((i + 1 for i, s in enumerate(samples) if s.id not in saved), None)
-    progress = {"done": sum(1 for s in samples if s.id in saved), "total": len(samples)}
+    first_unscored, progress = _progress(samples, set(saved))
+    position = first_unscored if position is None else position
     out = {"job_id": job.id, "run": run_id, "suite": suite, "position": position, "progress": progress,
            "final": suite == "ei" and progress["done"] == progress["total"] > 0, "item": None}
     if position is None or not 1 <= position <= len(samples):
         return out
     sample = samples[position - 1]
-    system = [m["content"] for m in sample.prompt if m.get("role") == "system"]
-    turns = [m for m in sample.prompt if m.get("role") != "system"]
-    body = {"id": sample.id, "category": sample.category, "conversation": turns,
-            "system": system[0] if system else None}
+    body = {"id": sample.id, "category": sample.category, "conversation": sample.turns,
+            "system": sample.system}
     row = saved.get(sample.id)
     if suite == "ei":
         a_is = "adapter" if adapter_label(user.id, run_id, sample.id) == "A" else "base"
@@ -136,7 +139,8 @@ def save(user: User, job: TrainingJob, req) -> dict:
         raise Conflict(f"the evaluation under review changed from {req.run} to {run_id}; "
                        "reload the item", code="evaluation_changed")
     layout = evaluations.layout_of(job, run_id)
-    ids = {s.id for s in review_scores.items(job, layout, req.suite)}
+    samples = review_scores.items(job, layout, req.suite)
+    ids = {s.id for s in samples}
     if req.item_id not in ids:
         raise ConfigError([Problem("item_id", f"no {req.suite} item {req.item_id!r} in this evaluation",
                                    "item_id")])
@@ -185,6 +189,7 @@ def save(user: User, job: TrainingJob, req) -> dict:
         raise Conflict(f"your scores for {req.item_id} could not be saved while another save of them ran; "
                        "send them again", code="concurrent_save")
     queue.enqueue_report(job.id, "reviews")
-    nxt = item(user, job, req.suite)
-    return {"saved": req.item_id, "suite": req.suite, "run": run_id, "progress": nxt["progress"],
-            "next_position": nxt["position"]}
+    scored = set(_saved(job, run_id, user.id, req.suite))
+    position, progress = _progress(ordered(user.id, run_id, samples), scored)
+    return {"saved": req.item_id, "suite": req.suite, "run": run_id, "progress": progress,
+            "next_position": position}

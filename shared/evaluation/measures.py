@@ -71,34 +71,28 @@ def _coverage(review: dict, items: str) -> str:
     return f" {review['n']} of {review['items']} {items} scored so far: it waits for the rest."
 
 
+EI_HEAD = dict(id="emotional_intelligence", name="Emotional intelligence (people's blind scores)",
+               unit="mean score of 5", target=targets.EMOTIONAL_INTELLIGENCE_IMPROVEMENT_PCT,
+               target_text="at least 40% better than the base model, scored by people", scored_by="people")
+
+
 def emotional_intelligence(review: dict | None = None, available: bool = True) -> Measure:
     """People's 1-5 scores on empathy, clarity and appropriateness, base against adapter;
     it waits for review until people have scored every scenario (``available``: the run
     answered the scenarios at all)."""
-    name = "Emotional intelligence (people's blind scores)"
     if not available:
-        return Measure(id="emotional_intelligence", name=name, unit="mean score of 5",
-                       target=targets.EMOTIONAL_INTELLIGENCE_IMPROVEMENT_PCT,
-                       target_text="at least 40% better than the base model, scored by people",
-                       status=Status.NOT_MEASURED, scored_by="people",
+        return Measure(**EI_HEAD, status=Status.NOT_MEASURED,
                        note="This evaluation generated no answers to the scenarios (perplexity only).")
     if not review:
-        return Measure(id="emotional_intelligence", name=name, unit="mean score of 5",
-                       target=targets.EMOTIONAL_INTELLIGENCE_IMPROVEMENT_PCT,
-                       target_text="at least 40% better than the base model, scored by people",
-                       status=Status.WAITING_FOR_REVIEW, scored_by="people",
+        return Measure(**EI_HEAD, status=Status.WAITING_FOR_REVIEW,
                        note="The answers to the scenarios are generated; people's blind scores decide this measure.")
     improvement = review["improvement_pct"]
-    return Measure(id="emotional_intelligence", name=name, unit="mean score of 5",
-                   base=review["base"], adapter=review["adapter"], improvement=improvement,
-                   improvement_unit="% better", interval=review.get("interval_pct"),
-                   target=targets.EMOTIONAL_INTELLIGENCE_IMPROVEMENT_PCT,
-                   target_text="at least 40% better than the base model, scored by people",
+    complete = review.get("complete", True)
+    return Measure(**EI_HEAD, base=review["base"], adapter=review["adapter"], improvement=improvement,
+                   improvement_unit="% better", interval=review.get("interval_pct"), n=review.get("n"),
                    status=(targets.at_least(improvement, targets.EMOTIONAL_INTELLIGENCE_IMPROVEMENT_PCT)
-                           if review.get("complete", True) else Status.WAITING_FOR_REVIEW),
-                   scored_by="people", n=review.get("n"),
-                   note=_people_note(review, "scenarios")
-                   + ("" if review.get("complete", True) else _coverage(review, "scenarios")))
+                           if complete else Status.WAITING_FOR_REVIEW),
+                   note=_people_note(review, "scenarios") + ("" if complete else _coverage(review, "scenarios")))
 
 
 def _people_note(review: dict, items: str) -> str:
@@ -113,29 +107,29 @@ def _people_note(review: dict, items: str) -> str:
     return who + f"; their agreement (Krippendorff's alpha) is {review['agreement']:.2f}."
 
 
+BRAND_HEAD = dict(id="brand_voice", name="Brand voice (people's scores on the rubric)", unit="average of 5",
+                  target=targets.BRAND_VOICE_AVERAGE, target_text="an average of at least 4.25 of 5 (85%)",
+                  scored_by="people")
+
+
 def brand_voice(review: dict | None = None, available: bool = True) -> Measure:
     """People's rubric scores on the adapter's held-out answers; it waits for review until
     every sampled answer has been scored."""
-    name = "Brand voice (people's scores on the rubric)"
     if not available:
-        return Measure(id="brand_voice", name=name, unit="average of 5", target=targets.BRAND_VOICE_AVERAGE,
-                       target_text="an average of at least 4.25 of 5 (85%)", status=Status.NOT_MEASURED,
-                       scored_by="people", note="This evaluation generated no held-out answers (perplexity only).")
+        return Measure(**BRAND_HEAD, status=Status.NOT_MEASURED,
+                       note="This evaluation generated no held-out answers (perplexity only).")
     if not review:
-        return Measure(id="brand_voice", name=name, unit="average of 5",
-                       target=targets.BRAND_VOICE_AVERAGE, target_text="an average of at least 4.25 of 5 (85%)",
-                       status=Status.WAITING_FOR_REVIEW, scored_by="people",
+        return Measure(**BRAND_HEAD, status=Status.WAITING_FOR_REVIEW,
                        note="People score 30 of the adapter's answers on the brand-voice rubric.")
     flagged = len(review.get("flagged", []))
+    complete = review.get("complete", True)
     note = _people_note(review, "answers") + (f" {flagged} answer{'s' if flagged != 1 else ''} scored under 3 "
                                                "on a characteristic." if flagged else "")
-    return Measure(id="brand_voice", name=name, unit="average of 5", adapter=review["average"],
-                   improvement=review["percent"], improvement_unit="% of the top score",
-                   target=targets.BRAND_VOICE_AVERAGE, target_text="an average of at least 4.25 of 5 (85%)",
+    return Measure(**BRAND_HEAD, adapter=review["average"], improvement=review["percent"],
+                   improvement_unit="% of the top score", n=review.get("n"),
                    status=(targets.at_least(review["average"], targets.BRAND_VOICE_AVERAGE)
-                           if review.get("complete", True) else Status.WAITING_FOR_REVIEW),
-                   scored_by="people", n=review.get("n"),
-                   note=note + ("" if review.get("complete", True) else _coverage(review, "answers")))
+                           if complete else Status.WAITING_FOR_REVIEW),
+                   note=note + ("" if complete else _coverage(review, "answers")))
 
 
 def judge(report: dict) -> Measure:

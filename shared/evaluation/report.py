@@ -61,6 +61,22 @@ class Sample(_Closed):
     guidance: list[str] | None = None  # what a good reply does (the emotional-intelligence scenarios)
     scores: dict[str, float | None] = {}
 
+    @property
+    def system(self) -> str | None:
+        """The system message the prompt opens with, if any."""
+        return next((m["content"] for m in self.prompt if m.get("role") == "system"), None)
+
+    @property
+    def turns(self) -> list[dict]:
+        """The conversation without its system message, ending with the client's message.
+
+        >>> s = Sample(suite="ei", id="x", base="b", adapter="a", prompt=[
+        ...     {"role": "system", "content": "s"}, {"role": "user", "content": "hi"}])
+        >>> s.system, s.turns[-1]["content"]
+        ('s', 'hi')
+        """
+        return [m for m in self.prompt if m.get("role") != "system"]
+
 
 class EvaluationSummary(_Closed):
     version: int = 1

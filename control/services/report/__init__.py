@@ -6,6 +6,6 @@ The control plane gathers a :class:`ReportContext` (``context``); ``render`` tur
 HTML or a PDF; ``charts`` draws its SVG charts.
 """
 from control.services.report.context import ReportContext
-from control.services.report.render import render_html, render_pdf
+from control.services.report.render import render_html, render_page_and_pdf, render_pdf
 
-__all__ = ["ReportContext", "render_html", "render_pdf"]
+__all__ = ["ReportContext", "render_html", "render_page_and_pdf", "render_pdf"]

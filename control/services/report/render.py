@@ -269,18 +269,31 @@ ENV = _environment()
 CSS = Markup((TEMPLATES / "report.css").read_text())
 
 
-def render_html(ctx: ReportContext, *, pdf_url: str | None = None) -> str:
-    """The report as one self-contained HTML page; with ``pdf_url``, a link to the PDF at its top."""
+def _page(ctx: ReportContext, charts: dict[str, str | None], pdf_url: str | None) -> str:
     examples = sorted(ctx.examples, key=lambda e: {"adapter": 0, "tie": 1, "base": 2}[e.winner])
     return ENV.get_template("report.html").render(
-        ctx=ctx, charts=_charts(ctx), css=CSS, pdf_url=pdf_url, examples=examples,
+        ctx=ctx, charts=charts, css=CSS, pdf_url=pdf_url, examples=examples,
         base_won=[e for e in ctx.examples if e.winner == "base"],
         targeted=[m for m in ctx.measures if m.target is not None],
         supporting=[m for m in ctx.measures if m.target is None])
 
 
+def _pdf(page: str) -> bytes:
+    refuse_every_url = weasyprint.URLFetcher(allowed_protocols=())   # a report fetches nothing
+    return weasyprint.HTML(string=page, base_url=str(TEMPLATES), url_fetcher=refuse_every_url).write_pdf()
+
+
+def render_html(ctx: ReportContext, *, pdf_url: str | None = None) -> str:
+    """The report as one self-contained HTML page; with ``pdf_url``, a link to the PDF at its top."""
+    return _page(ctx, _charts(ctx), pdf_url)
+
+
 def render_pdf(ctx: ReportContext) -> bytes:
     """The report as an A4 PDF: the same document, laid out by its print CSS."""
-    refuse_every_url = weasyprint.URLFetcher(allowed_protocols=())   # a report fetches nothing
-    return weasyprint.HTML(string=render_html(ctx), base_url=str(TEMPLATES),
-                           url_fetcher=refuse_every_url).write_pdf()
+    return _pdf(_page(ctx, _charts(ctx), None))
+
+
+def render_page_and_pdf(ctx: ReportContext, *, pdf_url: str) -> tuple[str, bytes]:
+    """Both at once, the charts drawn once: the page (linking ``pdf_url``) and the PDF."""
+    charts = _charts(ctx)
+    return _page(ctx, charts, pdf_url), _pdf(_page(ctx, charts, None))
