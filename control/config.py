@@ -4,6 +4,7 @@ it. The variables are documented once, in the README's configuration tables (a t
 the tables and the code to each other)."""
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -127,4 +128,63 @@ def from_env(env=None) -> dict:
         "JUDGE_MAX_RETRIES": int(env.get("JUDGE_MAX_RETRIES", 4)),
         "JUDGE_TIMEOUT_SECONDS": float(env.get("JUDGE_TIMEOUT_SECONDS", 60)),
         "JUDGE_CONCURRENCY": int(env.get("JUDGE_CONCURRENCY", 4)),
+        # Where people reach the console: the links in messages and RunPod's completion webhook.
+        "PUBLIC_BASE_URL": (env.get("PUBLIC_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),
+        # Notifications (control/services/notifications/): Slack, email, the digest, retries.
+        "SLACK_WEBHOOK_URL": env.get("SLACK_WEBHOOK_URL") or None,        # a secret: never logged
+        "SLACK_BOT_TOKEN": env.get("SLACK_BOT_TOKEN") or None,            # a secret: never logged
+        "SLACK_CHANNEL": env.get("SLACK_CHANNEL") or None,                # the bot's team channel
+        "SLACK_API_URL": env.get("SLACK_API_URL") or None,                # default: Slack's own
+        "SENDGRID_API_KEY": env.get("SENDGRID_API_KEY") or None,          # a secret: never logged
+        "SENDGRID_API_HOST": env.get("SENDGRID_API_HOST") or None,        # default: SendGrid's own
+        "EMAIL_FROM": env.get("EMAIL_FROM") or None,
+        "DIGEST_HOUR_UTC": int(env.get("DIGEST_HOUR_UTC", 8)),
+        "NOTIFY_MAX_ATTEMPTS": int(env.get("NOTIFY_MAX_ATTEMPTS", 8)),
+        "NOTIFY_BACKOFF_SECONDS": float(env.get("NOTIFY_BACKOFF_SECONDS", 5)),
+        "NOTIFY_TIMEOUT_SECONDS": float(env.get("NOTIFY_TIMEOUT_SECONDS", 10)),
+        # Money (control/services/budgets.py, approvals.py, spend.py, gpu_routes.py).
+        "APPROVAL_THRESHOLD_USD": float(env.get("APPROVAL_THRESHOLD_USD", 150)),
+        "GPU_ENDPOINTS": gpu_endpoints(env),
+        "GPU_PRICES": json_setting(env, "GPU_PRICES", {}),
+        # Outgoing webhooks (control/services/webhooks.py).
+        "WEBHOOK_MAX_ATTEMPTS": int(env.get("WEBHOOK_MAX_ATTEMPTS", 8)),
+        "WEBHOOK_TIMEOUT_SECONDS": float(env.get("WEBHOOK_TIMEOUT_SECONDS", 10)),
+        "WEBHOOK_BACKOFF_SECONDS": float(env.get("WEBHOOK_BACKOFF_SECONDS", 5)),
     }
+
+
+def json_setting(env, name: str, default):
+    """A setting given as JSON; a value that is not JSON stops the start with its name.
+
+    >>> json_setting({"GPU_PRICES": '{"H100_PCIE": {"spot_per_hour": 2.2}}'}, "GPU_PRICES", {})
+    {'H100_PCIE': {'spot_per_hour': 2.2}}
+    """
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{name} is not valid JSON: {exc}") from None
+
+
+def gpu_endpoints(env) -> dict:
+    """``GPU_ENDPOINTS``: which RunPod endpoint serves each GPU type and pricing tier, as
+    JSON ``{"H100_PCIE:spot": "<endpoint id>", ...}``. Without it, every choice the local
+    default knows goes to ``RUNPOD_ENDPOINT_ID``: the local CPU worker, or (with RunPod) the
+    H100 at both tiers.
+
+    >>> gpu_endpoints({"GPU_ENDPOINTS": '{"A100_80GB:spot": "ep-a"}'})
+    {'A100_80GB:spot': 'ep-a'}
+    >>> sorted(gpu_endpoints({}))
+    ['LOCAL_CPU:on_demand', 'LOCAL_CPU:spot']
+    >>> sorted(gpu_endpoints({"RUNPOD_ENDPOINT_ID": "ep-1"}).items())
+    [('H100_PCIE:on_demand', 'ep-1'), ('H100_PCIE:spot', 'ep-1')]
+    """
+    mapped = json_setting(env, "GPU_ENDPOINTS", None)
+    if mapped is not None:
+        return {str(k): str(v) for k, v in mapped.items()}
+    default = env.get("RUNPOD_ENDPOINT_ID", "local")
+    local = bool(env.get("RUNPOD_ENDPOINT_BASE_URL")) or not env.get("RUNPOD_ENDPOINT_ID")
+    gpu = "LOCAL_CPU" if local else "H100_PCIE"
+    return {f"{gpu}:spot": default, f"{gpu}:on_demand": default}

@@ -14,6 +14,9 @@ the app, and call the services that hold the rules.
 - ``build_report(job_id, trigger)``: a new version of the validation report, when what it
   says has changed (``services/validation_reports.py``).
 
+- ``fan_out(notice_id)``, ``deliver_message(message_id)``, ``deliver_webhook(delivery_id)``:
+  telling people, on the notify queue (``services/notices.py``, ``notifications/``, ``webhooks.py``).
+
 Services enqueue these by name (``services/queue.py``) and never import this module.
 """
 from __future__ import annotations
@@ -26,7 +29,8 @@ from control.app import create_app
 from control.extensions import db
 from control.models import TrainingJob
 from control.services import dispatch as dispatching
-from control.services import judging, monitoring, queue, re_evaluation, validation_reports
+from control.services import judging, monitoring, notices, notifications, queue, re_evaluation
+from control.services import validation_reports, webhooks
 from control.services import training_files
 
 
@@ -87,3 +91,18 @@ def build_report(job_id: str, trigger: str) -> str:
         return "job gone"
     row = validation_reports.build(job, trigger)
     return f"version {row.version}" if row else "unchanged"
+
+
+@in_app
+def fan_out(notice_id: int) -> str:
+    return notices.fan_out(notice_id)
+
+
+@in_app
+def deliver_message(message_id: int) -> str:
+    return notifications.deliver(message_id)
+
+
+@in_app
+def deliver_webhook(delivery_id: int) -> str:
+    return webhooks.deliver(delivery_id)

@@ -15,7 +15,7 @@ from rq import Worker
 from rq.exceptions import StopRequested
 
 from control.extensions import db
-from control.services.queue import get_queue, redis_connection
+from control.services.queue import get_queue, notify_queue, redis_connection
 from control.services.sweep import sweep
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def work_forever(burst: bool = False) -> None:
     A stop request (SIGTERM, Ctrl-C) ends it."""
     interval = current_app.config["SWEEP_INTERVAL_SECONDS"]
     while True:
-        worker = SweepingWorker([get_queue()], connection=redis_connection(), sweep_interval=interval)
+        worker = SweepingWorker([get_queue(), notify_queue()], connection=redis_connection(), sweep_interval=interval)
         try:
             worker.work(burst=burst, with_scheduler=True)
         except Exception:  # noqa: BLE001 - Redis unreachable while registering: wait, then again

@@ -152,6 +152,9 @@ def app(request, tmp_path):
                         *([request.getfixturevalue("tiny_model_dir")]
                           if "tiny_model_dir" in request.fixturenames else [])),
         "API_RATE_LIMIT": "100000 per minute", "SHARE_RATE_LIMIT": "100000 per minute",
+        # Every GPU choice goes to the local endpoint (production maps each to its own).
+        "GPU_ENDPOINTS": {f"{gpu}:{tier}": "local" for gpu in ("LOCAL_CPU", "H100_PCIE", "A100_80GB")
+                          for tier in ("spot", "on_demand")},
     })
     if url not in _migrated or request.param == "sqlite":
         _fresh_schema(app)
@@ -163,8 +166,9 @@ def app(request, tmp_path):
             db.session.commit()
         yield app
         db.session.remove()
-        from control.services.queue import get_queue
+        from control.services.queue import get_queue, notify_queue
         get_queue().empty()
+        notify_queue().empty()
         db.engine.dispose()         # each test's app has its own pool: close it, or they pile up
 
 

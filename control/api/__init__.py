@@ -1,8 +1,11 @@
 """The JSON API blueprint: ``/api/training-files``, ``/api/training/...``, ``/api/openapi.json``."""
-from control.api import (base_models, costs, delivery, downloads, errors, evaluations, job_records,  # noqa: F401
-                         openapi, rate_limit, reviews, rubrics, tokens, training_files, training_jobs)
+from flask import jsonify
+
+from control.api import (base_models, budget, costs, delivery, downloads, errors, evaluations,  # noqa: F401
+                         job_records, notifications, openapi, rate_limit, reviews, rubrics, tokens,
+                         training_files, training_jobs, webhooks)
 from control.api.blueprint import bp
-from control.services.exceptions import Conflict, Forbidden, JobStateError, NotFound, QuotaExceeded
+from control.services.exceptions import BudgetExceeded, Conflict, Forbidden, JobStateError, NotFound, QuotaExceeded
 from shared.errors import ConfigError, DatasetError, PipelineError
 
 
@@ -31,6 +34,12 @@ def _over_quota(exc: QuotaExceeded):
     body, status = errors.error_response(429, "quota_exceeded", exc.message)
     body.headers["Retry-After"] = str(exc.retry_after_s)
     return body, status
+
+
+@bp.errorhandler(BudgetExceeded)
+def _over_budget(exc: BudgetExceeded):
+    return jsonify(error={"code": "budget_exceeded", "message": exc.message, "field": "budget_override",
+                          "budget": exc.figures}), 402
 
 
 @bp.errorhandler(DatasetError)

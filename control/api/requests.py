@@ -69,11 +69,14 @@ def _check_document(raw: bytes) -> None:
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
 
 
-def json_body(schema: type[BaseModel]):
-    """The request's JSON body validated by ``schema``; a clear 4xx otherwise."""
+def json_body(schema: type[BaseModel], empty_ok: bool = False):
+    """The request's JSON body validated by ``schema``; a clear 4xx otherwise. With
+    ``empty_ok``, no body at all is the schema's defaults."""
     limit = current_app.config["MAX_JSON_BYTES"]
     if request.content_length and request.content_length > limit:
         raise PayloadTooLarge("the JSON body", limit)
+    if empty_ok and not request.content_length and not request.content_type:
+        return schema()
     _json_media_type()
     raw = request.get_data(cache=False)
     if len(raw) > limit:

@@ -8,7 +8,7 @@ from control.api.documentation import Reply, api_doc
 from control.api.requests import json_body, query_args
 from control.responses import (CheckpointList, ErrorOut, JobDetail, JobListPage, RetryResult,
                                SupportBundle)
-from control.schemas import CreateJob, JobListQuery, RetryJob
+from control.schemas import CreateJob, JobListQuery, RetryJob, StartJob
 from control.services import checkpoints, lifecycle, retries, training_jobs
 from control.services.access import visible_job
 from control.services.job_records import support_bundle as bundle_of
@@ -49,9 +49,14 @@ def get_job(job_id):
 
 
 @bp.post("/training/jobs/<job_id>/start")
-@api_doc("Queue a pending job for dispatch", responses={202: JobDetail, 409: ErrorOut})
+@api_doc("Queue a pending job for dispatch (or, estimated above APPROVAL_THRESHOLD_USD, wait for an "
+         "admin); refused with budget_exceeded when its estimate passes the month's budget, unless an "
+         "admin gives budget_override", body=StartJob,
+         responses={202: JobDetail, 402: ErrorOut, 409: ErrorOut})
 def start_job(job_id):
-    return jsonify(_detail(lifecycle.start(visible_job(g.user, job_id)))), 202
+    body = json_body(StartJob, empty_ok=True)
+    override = body.budget_override.model_dump() if body.budget_override else None
+    return jsonify(_detail(lifecycle.start(visible_job(g.user, job_id), by=g.user, budget_override=override))), 202
 
 
 @bp.post("/training/jobs/<job_id>/cancel")

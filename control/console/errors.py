@@ -6,7 +6,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from control.console.blueprint import bp
-from control.services.exceptions import Conflict, Forbidden, JobStateError, NotFound, QuotaExceeded
+from control.services.exceptions import BudgetExceeded, Conflict, Forbidden, JobStateError, NotFound, QuotaExceeded
 
 NEXT_STEPS = {
     400: "Go back, reload the page and try again.",
@@ -46,8 +46,9 @@ def _wrong_state(exc: JobStateError):
     return redirect(url_for("console.job_detail", job_id=job_id) if job_id else url_for("console.job_list"))
 
 
+@bp.errorhandler(BudgetExceeded)
 @bp.errorhandler(QuotaExceeded)
-def _over_quota(exc: QuotaExceeded):
+def _over_quota(exc: QuotaExceeded | BudgetExceeded):
     """A quota reached (starting a job, creating one): the limit and what to do, on the job's
     page or the new-job form."""
     flash(exc.message, "error")

@@ -19,12 +19,13 @@ from enum import StrEnum, nonmember
 
 
 class JobStatus(StrEnum):
-    """Where a job is: ``pending → queued → provisioning → preprocessing → model_loading →
+    """Where a job is: ``pending (→ awaiting_approval) → queued → provisioning → preprocessing → model_loading →
     training → evaluating → finalizing → completed``, with ``stalled`` (a silent worker),
     ``recovering`` (a lost attempt; a new one resumes from the last checkpoint),
     ``cancel_requested → cancelled`` and ``failed``."""
 
     PENDING = "pending"
+    AWAITING_APPROVAL = "awaiting_approval"    # estimated above APPROVAL_THRESHOLD_USD: an admin decides
     QUEUED = "queued"
     PROVISIONING = "provisioning"
     PREPROCESSING = "preprocessing"
@@ -55,12 +56,12 @@ class JobStatus(StrEnum):
     @classmethod
     def active(cls) -> tuple["JobStatus", ...]:
         """Started and not ended: a worker runs it, or is about to."""
-        return tuple(s for s in cls if s not in cls.FINAL and s is not cls.PENDING)
+        return tuple(s for s in cls if s not in cls.FINAL and s not in (cls.PENDING, cls.AWAITING_APPROVAL))
 
     @classmethod
     def deletable(cls) -> frozenset[str]:
         """Nothing runs, so the job and everything it stored can go."""
-        return cls.FINAL | {cls.PENDING}
+        return cls.FINAL | {cls.PENDING, cls.AWAITING_APPROVAL}
 
 
 class AttemptOutcome(StrEnum):

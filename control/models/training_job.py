@@ -4,7 +4,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from control.extensions import db
@@ -58,6 +58,13 @@ class TrainingJob(db.Model):
     retried_from_id: Mapped[str | None] = mapped_column(String(32))
     rubric_id: Mapped[str | None] = mapped_column(ForeignKey("rubrics.id"))   # null: the documents' rubric
     delivery_status: Mapped[str | None] = mapped_column(String(16), index=True)  # the newest decision
+    # Money (control/services/budgets.py, spend.py, approvals.py).
+    max_cost_usd: Mapped[float | None] = mapped_column(Float)          # the spend cap; null: none
+    projected_cost_usd: Mapped[float | None] = mapped_column(Float)    # while it runs: the final cost it heads for
+    cost_alerts: Mapped[list | None] = mapped_column(JSONType, default=list)  # "80", "95", "over_estimate": each once
+    budget_override: Mapped[dict | None] = mapped_column(JSONType)     # an admin's {"reason", "by", "at"}
+    approval: Mapped[dict | None] = mapped_column(JSONType)            # {"state", "by", "at", "reason"}
+    stop_request: Mapped[dict | None] = mapped_column(JSONType)        # asked to checkpoint and stop: {"type", "message", "at"}
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
     checkpoint_recovery_count: Mapped[int] = mapped_column(Integer, default=0)
     last_checkpoint_step: Mapped[int | None] = mapped_column(Integer)
@@ -115,6 +122,9 @@ class TrainingJob(db.Model):
             "checkpoint_requested_at": iso(self.checkpoint_requested_at),
             "retried_from_id": self.retried_from_id, "retry_count": self.retry_count,
             "rubric_id": self.rubric_id, "delivery_status": self.delivery_status,
+            "max_cost_usd": self.max_cost_usd, "projected_cost_usd": self.projected_cost_usd,
+            "cost_alerts": list(self.cost_alerts or []), "budget_override": self.budget_override,
+            "approval": self.approval,
             "checkpoint_recovery_count": self.checkpoint_recovery_count,
             "interruptions": [i for i in (a.interruption() for a in self.attempts) if i],
             "last_checkpoint_step": self.last_checkpoint_step,
@@ -147,6 +157,10 @@ class JobAttempt(db.Model):
     resumed_from_step: Mapped[int | None] = mapped_column(Integer)
     last_step: Mapped[int | None] = mapped_column(Integer)                # the last step it reported
     steps_lost: Mapped[int | None] = mapped_column(Integer)               # steps since its last checkpoint
+    # What RunPod billed (its /status executionTime and delayTime), or the local endpoint's.
+    execution_ms: Mapped[int | None] = mapped_column(BigInteger)
+    delay_ms: Mapped[int | None] = mapped_column(BigInteger)
+    webhook_token_hash: Mapped[str | None] = mapped_column(String(64))   # RunPod's completion call proves it with the token
 
     job: Mapped[TrainingJob] = relationship(back_populates="attempts")
 
@@ -174,4 +188,5 @@ class JobAttempt(db.Model):
                 "started_at": iso(self.started_at), "ended_at": iso(self.ended_at),
                 "events_received": self.events_received, "outcome": self.outcome,
                 "resumed_from_step": self.resumed_from_step, "last_step": self.last_step,
-                "steps_lost": self.steps_lost, "error": self.error}
+                "steps_lost": self.steps_lost, "error": self.error,
+                "execution_ms": self.execution_ms, "delay_ms": self.delay_ms}

@@ -42,3 +42,12 @@ class QuotaExceeded(Exception):
         super().__init__(message)
         self.limit, self.value, self.message = limit, value, message
         self.retry_after_s = max(1, int(retry_after_s))
+
+
+class BudgetExceeded(Exception):
+    """Starting the job would pass the team's monthly budget (HTTP 402, ``budget_exceeded``):
+    ``figures`` holds the numbers the message names (limit, spent, committed, estimate)."""
+
+    def __init__(self, message: str, figures: dict):
+        super().__init__(message)
+        self.message, self.figures = message, figures

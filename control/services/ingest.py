@@ -10,12 +10,12 @@ import json
 import logging
 
 from pydantic import ValidationError
-from sqlalchemy.dialects import postgresql, sqlite
 
 from control.extensions import db
 from control.models import (AttemptOutcome, JobAttempt, JobStatus, MetricPoint, ModelArtifact,
                             TrainingEvent, TrainingJob, utcnow)
-from control.services import lifecycle, queue
+from control.services import lifecycle, notices, queue
+from control.services.upsert import insert_for_dialect
 from shared.events import parse_event
 from shared.failures import RECOVERABLE
 from shared.storage import join
@@ -26,11 +26,6 @@ log = logging.getLogger(__name__)
 STAGE_PROGRESS = {JobStatus.PREPROCESSING: 2.0, JobStatus.MODEL_LOADING: 5.0, JobStatus.TRAINING: 10.0,
                   JobStatus.EVALUATING: 92.0, JobStatus.FINALIZING: 97.0}
 INSERT_BATCH = 1000    # rows a statement: Postgres takes at most 65,535 bound parameters
-
-
-def _insert(model):
-    dialect = db.session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
 def store_events(job: TrainingJob, attempt: JobAttempt, raws: list) -> list:
@@ -53,7 +48,7 @@ def store_events(job: TrainingJob, attempt: JobAttempt, raws: list) -> list:
              "payload": raw, "received_at": now} for (a, s), (e, raw) in parsed.items()]
     new = set()
     for start in range(0, len(rows), INSERT_BATCH):      # a long attempt's log: thousands of events
-        stmt = (_insert(TrainingEvent).values(rows[start:start + INSERT_BATCH])
+        stmt = (insert_for_dialect(TrainingEvent).values(rows[start:start + INSERT_BATCH])
                 .on_conflict_do_nothing(index_elements=["training_job_id", "attempt", "seq"])
                 .returning(TrainingEvent.attempt, TrainingEvent.seq))
         new |= {(a, s) for a, s in db.session.execute(stmt)}
@@ -96,7 +91,7 @@ def _upsert_metrics(rows: list[dict]) -> None:
         latest[r["step"]] = r
     values = list(latest.values())
     for start in range(0, len(values), INSERT_BATCH):
-        stmt = _insert(MetricPoint).values(values[start:start + INSERT_BATCH])
+        stmt = insert_for_dialect(MetricPoint).values(values[start:start + INSERT_BATCH])
         update = {c: stmt.excluded[c] for c in values[0] if c not in ("training_job_id", "step")}
         db.session.execute(stmt.on_conflict_do_update(index_elements=["training_job_id", "step"], set_=update))
 
@@ -118,6 +113,9 @@ def apply_event(job: TrainingJob, attempt: JobAttempt, event) -> dict | None:
             job.progress_percentage = max(job.progress_percentage or 0.0, STAGE_PROGRESS[event.stage])
         if event.resumed_from_step is not None:
             attempt.resumed_from_step = job.current_step = event.resumed_from_step
+            if attempt.number > 1:           # "Interrupted 2x, resumed successfully"
+                notices.job_event("job.recovered", job, dedupe_key=f"job.recovered:{job.id}:{attempt.number}",
+                                  resumed_from_step=event.resumed_from_step, attempt=attempt.number)
     elif kind == "metrics":
         if event.attempt == attempt.number or event.step >= (job.current_step or 0):
             job.current_step, job.total_steps = event.step, event.total_steps
@@ -145,6 +143,8 @@ def apply_event(job: TrainingJob, attempt: JobAttempt, event) -> dict | None:
         art.forgetting_retention = next((m.get("improvement") for m in event.measures or []
                                          if m.get("id") == "forgetting"), None)
         job.latest_perplexity = art.trained_perplexity or art.base_perplexity
+        notices.job_event("evaluation.ready", job, perplexity_improvement_pct=art.perplexity_improvement_pct,
+                          forgetting_retention=art.forgetting_retention)
     elif kind == "artifact":
         art = _artifact(job)
         if event.kind == "adapter":

@@ -21,8 +21,8 @@ from flask import current_app
 from sqlalchemy import update
 
 from control.extensions import db
-from control.models import AttemptOutcome, JobAttempt, JobStatus, TrainingJob, iso, utcnow
-from control.services import queue, quotas
+from control.models import AttemptOutcome, JobAttempt, JobStatus, TrainingJob, User, iso, utcnow
+from control.services import approvals, budgets, notices, queue, quotas
 from control.services.exceptions import JobStateError
 from control.services.recovery import backoff_s, lost_failure, time_left_s
 from shared import cost
@@ -34,12 +34,23 @@ log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------- starting and dispatching
-def start(job: TrainingJob) -> TrainingJob:
+def start(job: TrainingJob, by: User | None = None, budget_override: dict | None = None) -> TrainingJob:
     """A pending job is queued and its dispatch enqueued, if its owner has room under
-    ``MAX_ACTIVE_JOBS_PER_USER`` (else ``QuotaExceeded``); any other is refused. Commits."""
+    ``MAX_ACTIVE_JOBS_PER_USER`` (else ``QuotaExceeded``) and its estimate fits the month's
+    budget (else ``BudgetExceeded``, unless an admin overrides); one estimated above
+    ``APPROVAL_THRESHOLD_USD`` waits for an admin instead. Any other is refused. Commits."""
     if job.status != JobStatus.PENDING:
         raise JobStateError(job, "start", "only a pending job can be started")
     quotas.check_active(job.created_by)          # the owner's MAX_ACTIVE_JOBS_PER_USER
+    budgets.check_start(job, by, budget_override)
+    if approvals.hold_for_approval(job):
+        db.session.commit()
+        return job
+    return queue_for_dispatch(job)
+
+
+def queue_for_dispatch(job: TrainingJob) -> TrainingJob:
+    """The job is queued and its dispatch enqueued. Commits."""
     job.status = JobStatus.QUEUED
     db.session.commit()
     queue.enqueue(queue.DISPATCH, job.id)
@@ -161,6 +172,8 @@ def complete(job: TrainingJob, attempt: JobAttempt) -> None:
     job.completed_at = utcnow()
     job.error_message = job.error_type = job.error_fix = job.error_cause = None
     job.error_user = job.error_adjustment = job.stalled_at = job.checkpoint_requested_at = None
+    job.stop_request = None
+    notices.job_event("job.completed", job)
 
 
 def fail(job: TrainingJob, failure: Failure) -> None:
@@ -171,6 +184,7 @@ def fail(job: TrainingJob, failure: Failure) -> None:
     job.error_adjustment = failure.adjustment or None
     job.stalled_at = job.checkpoint_requested_at = None
     job.completed_at = utcnow()
+    notices.job_event("job.failed", job)
 
 
 def failure_of(info: ErrorInfo) -> Failure:
@@ -183,6 +197,9 @@ def mark_stalled(job: TrainingJob, silent_s: float, limit_s: float) -> None:
     """No event for longer than the stall limit: the job shows as stalled. Commits."""
     log.warning("job %s: no event for %.0f s (limit %.0f s): stalled", job.id, silent_s, limit_s)
     job.status, job.stalled_at = JobStatus.STALLED, utcnow()
+    attempt = job.current_attempt
+    notices.job_event("job.stalled", job, dedupe_key=f"job.stalled:{job.id}:{attempt.number if attempt else 0}",
+                      silent_seconds=round(silent_s), stall_limit_seconds=round(limit_s))
     db.session.commit()
 
 
@@ -224,6 +241,7 @@ def mark_cancelled(job: TrainingJob) -> None:
         attempt.ended_at = now
         attempt.outcome = AttemptOutcome.CANCELLED
     settle_cost(job)
+    notices.job_event("job.cancelled", job)
     db.session.commit()
 
 

@@ -25,7 +25,12 @@ VALIDATE_TRAINING_FILE = "control.tasks.validate_training_file"
 DISPATCH_EVALUATION = "control.tasks.dispatch_evaluation"
 MONITOR_EVALUATION = "control.tasks.monitor_evaluation"
 JUDGE_EVALUATION = "control.tasks.judge_evaluation"
-JUDGE_TIMEOUT_S = 3600   # the judge asks two questions a pair, each maybe retried after a 429
+JUDGE_TIMEOUT_S = 3600
+# Telling people (notices, the outbox, outgoing webhooks): their own queue, which workers
+# take after the jobs' queue, so a slow Slack never holds up a job's monitor.
+FAN_OUT = "control.tasks.fan_out"
+DELIVER_MESSAGE = "control.tasks.deliver_message"
+DELIVER_WEBHOOK = "control.tasks.deliver_webhook"   # the judge asks two questions a pair, each maybe retried after a 429
 
 _keep: list = []
 
@@ -52,6 +57,20 @@ def redis_connection() -> Redis:
 def get_queue() -> Queue:
     return Queue(current_app.config["QUEUE_NAME"], connection=redis_connection(),
                  default_timeout=TASK_TIMEOUT_S)
+
+
+def notify_queue() -> Queue:
+    return Queue(current_app.config["QUEUE_NAME"] + "-notify", connection=redis_connection(),
+                 default_timeout=TASK_TIMEOUT_S)
+
+
+def enqueue_notify(task: str, *args, delay: float = 0):
+    """Enqueue a notification task on the notify queue, now or after ``delay`` seconds."""
+    q = notify_queue()
+    options = {"result_ttl": 600, "failure_ttl": 7 * 24 * 3600}
+    if delay > 0:
+        return q.enqueue_in(timedelta(seconds=delay), task, *args, **options)
+    return q.enqueue(task, *args, **options)
 
 
 def enqueue(task: str, *args, delay: float = 0, **kwargs):

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from control.extensions import db
 from control.models import JobAttempt, JobStatus, TrainingJob, utcnow
-from control.services import lifecycle, queue, training_files
+from control.services import budgets, lifecycle, notices, notifications, queue, training_files
 from control.services.recovery import sweep_quiet_s
 from shared.errors import ErrorType
 from shared.failures import of_kind
@@ -66,5 +66,11 @@ def sweep(now=None) -> dict:
     validations = training_files.stale_validations(now - quiet)
     for file_id in validations:
         training_files.enqueue_validation(file_id)
+    # Telling people: notices not fanned out, messages and webhooks whose task was lost; the
+    # budget's thresholds and hard limit; the daily digests when their hour has come.
+    told = notices.pending_work(now, quiet.total_seconds())
+    money = budgets.enforce(now)
+    digests = notifications.schedule_digests(now)
     return {"monitors": len(orphans), "dispatches": redispatched, "cancels": cancels,
-            "unsubmitted": len(unsubmitted), "validations": len(validations)}
+            "unsubmitted": len(unsubmitted), "validations": len(validations), **told,
+            "budget": money, "digests": digests}

@@ -13,9 +13,9 @@ from sqlalchemy.orm import selectinload
 from control.extensions import db
 from control.models import JobStatus, TrainingFile, TrainingJob, User, new_id
 from control.schemas import CreateJob, EvaluationRequest, JobListQuery
-from control.services import base_models, lifecycle, quotas, rubrics
+from control.services import base_models, gpu_routes, lifecycle, quotas, rubrics
 from control.services.checkpoints import continue_point
-from control.services.exceptions import Forbidden, JobStateError, QuotaExceeded
+from control.services.exceptions import BudgetExceeded, Forbidden, JobStateError, QuotaExceeded
 from control.services.storage import get_storage
 from control.services.training_files import ready_file
 from shared import cost
@@ -45,9 +45,9 @@ def resolve_settings(preset: str, overrides: dict, base_model: str | None, metho
     hp = Hyperparameters.for_preset(preset, overrides)
     cfg = current_app.config
     gpu_type = gpu_type or cfg["DEFAULT_GPU_TYPE"]
-    if gpu_type not in cost.GPU_CATALOG:
+    if gpu_type not in gpu_routes.catalog():
         raise ConfigError([Problem("gpu", f"unknown GPU type {gpu_type!r}: expected one of "
-                                   + ", ".join(cost.GPU_CATALOG), "gpu.type")])
+                                   + ", ".join(gpu_routes.catalog()), "gpu.type")])
     base_model = base_models.require_allowed(base_model or cfg["DEFAULT_BASE_MODEL"])
     return JobSettings(hp, every, base_model, method or cfg["DEFAULT_METHOD"], gpu_type)
 
@@ -59,7 +59,7 @@ def estimate_for(training_file: TrainingFile, settings: JobSettings, pricing: st
                          num_epochs=hp.num_epochs, targets_per_step=hp.targets_per_step,
                          base_model=settings.base_model, method=settings.method,
                          gpu_type=settings.gpu_type, pricing=pricing, max_steps=hp.max_steps,
-                         lora_r=hp.lora_r)
+                         lora_r=hp.lora_r, catalog=gpu_routes.catalog())
 
 
 def create(user: User, req: CreateJob, *, keep_rubric: bool = False) -> TrainingJob:
@@ -71,6 +71,7 @@ def create(user: User, req: CreateJob, *, keep_rubric: bool = False) -> Training
     overrides = req.hyperparameters.model_dump(exclude_none=True)
     settings = resolve_settings(req.preset, overrides, req.base_model, req.method, req.gpu.type)
     hp = settings.hyperparameters
+    endpoint_id = gpu_routes.endpoint_for(settings.gpu_type, req.gpu.pricing)
     est = estimate_for(training_file, settings, req.gpu.pricing)
     job_id = new_id("tj")
     init_from, source = None, None
@@ -89,7 +90,7 @@ def create(user: User, req: CreateJob, *, keep_rubric: bool = False) -> Training
         configuration={"hyperparameters": hp.model_dump(mode="json"),
                        "overrides": overrides, "checkpoint_every_steps": settings.checkpoint_every_steps,
                        "gpu": {"type": settings.gpu_type, "pricing": req.gpu.pricing,
-                               "price_per_hour": est.price_per_hour},
+                               "price_per_hour": est.price_per_hour, "endpoint_id": endpoint_id},
                        "base_model": settings.base_model, "method": settings.method,
                        "estimate": est.to_dict(), "evaluation": evaluation,
                        **({"init_from": init_from,
@@ -97,13 +98,15 @@ def create(user: User, req: CreateJob, *, keep_rubric: bool = False) -> Training
                           if init_from else {})},
         cost_estimate=est.cost_usd, estimated_duration_minutes=est.duration_minutes,
         storage_prefix=JobLayout.for_job(job_id).prefix, status=JobStatus.PENDING, created_by=user.id,
-        retried_from_id=source.id if source else None, rubric_id=rubric_id)
+        retried_from_id=source.id if source else None, rubric_id=rubric_id, max_cost_usd=req.max_cost_usd)
     db.session.add(job)
     db.session.commit()
     if req.start:
+        override = req.budget_override.model_dump() if req.budget_override else None
         try:
-            lifecycle.start(job)
-        except QuotaExceeded:                    # another start took the last place meanwhile
+            lifecycle.start(job, by=user, budget_override=override)
+        except (QuotaExceeded, BudgetExceeded):  # refused: nothing is kept
+            db.session.rollback()
             db.session.delete(job)
             db.session.commit()
             raise

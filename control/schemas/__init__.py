@@ -145,6 +145,19 @@ class EvaluationRequest(_Strict):
         "a training file of purpose 'evaluation': your own prompts, answered by both models"))] = None
 
 
+class BudgetOverride(_Strict):
+    """An admin's word that this job may pass the month's budget, and why (recorded, shown)."""
+
+    reason: Text(500, min_length=3, multiline=True)
+
+
+class StartJob(_Strict):
+    budget_override: BudgetOverride | None = None
+
+
+MAX_COST_USD = 100_000.0
+
+
 class CreateJob(_Strict):
     training_file_id: Text(64, min_length=1)
     preset: PresetName = DEFAULT_PRESET
@@ -161,6 +174,10 @@ class CreateJob(_Strict):
     evaluation: EvaluationRequest = EvaluationRequest()
     rubric_id: Annotated[Text(64, min_length=1) | None, Field(description=(
         "the brand-voice rubric its answers are scored on (GET /api/rubrics); unset: the documents' 10"))] = None
+    max_cost_usd: Annotated[float | None, Field(gt=0, le=MAX_COST_USD, allow_inf_nan=False, description=(
+        "the spend cap: when the projected cost passes it, the job checkpoints and stops (spend_cap)"))] = None
+    budget_override: Annotated[BudgetOverride | None, Field(description=(
+        "admins: start even though the estimate passes the month's budget, with the reason"))] = None
 
 
 class RetryJob(_Strict):
@@ -173,6 +190,8 @@ class RetryJob(_Strict):
     from_checkpoint_step: Annotated[int, Field(ge=1, le=MAX_STEP), WholeNumber] | None = None
     name: Text(200, min_length=1) | None = None
     start: bool = False
+    max_cost_usd: Annotated[float | None, Field(gt=0, le=MAX_COST_USD, allow_inf_nan=False, description=(
+        "a new spend cap (unset: the finished job's)"))] = None
 
 
 class JobListQuery(_Strict):
