@@ -130,6 +130,9 @@ def from_env(env=None) -> dict:
         "JUDGE_CONCURRENCY": int(env.get("JUDGE_CONCURRENCY", 4)),
         # Where people reach the console: the links in messages and RunPod's completion webhook.
         "PUBLIC_BASE_URL": (env.get("PUBLIC_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),
+        "COMPLETION_WEBHOOK": env.get("COMPLETION_WEBHOOK", "1").lower() in ("1", "true", "yes"),
+        "WEBHOOK_ALLOW_PRIVATE_URLS": env.get("WEBHOOK_ALLOW_PRIVATE_URLS", "1" if local else "0").lower()
+                                      in ("1", "true", "yes"),
         # Notifications (control/services/notifications/): Slack, email, the digest, retries.
         "SLACK_WEBHOOK_URL": env.get("SLACK_WEBHOOK_URL") or None,        # a secret: never logged
         "SLACK_BOT_TOKEN": env.get("SLACK_BOT_TOKEN") or None,            # a secret: never logged

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from shared.errors import StorageError, Superseded
+from shared.errors import ErrorType, StopRequested, StorageError, Superseded
 from shared.storage import Storage
 from shared.storage.layout import JobLayout
 
@@ -23,6 +23,7 @@ class ControlSignals:
         self.time_limit_seconds = time_limit_seconds
         self.started = time.monotonic()
         self.last_poll = 0.0
+        self.stop: dict | None = None     # the control plane's stop request, once seen
 
     def _read(self, key: str) -> dict | None:
         """A control document, or None when there is none (or storage does not answer now:
@@ -40,12 +41,13 @@ class ControlSignals:
             raise Superseded(self.attempt, current)
 
     def checkpoint_requested(self) -> bool:
-        """Once every ``poll_seconds``: a newer attempt stops this one; a checkpoint request
-        is taken (and cleared)."""
+        """Once every ``poll_seconds``: a newer attempt stops this one; a stop request is
+        noted (``stop``); a checkpoint request is taken (and cleared)."""
         if time.monotonic() - self.last_poll < self.poll_seconds:
             return False
         self.last_poll = time.monotonic()
         self.check_current_attempt()
+        self.stop = self.stop or self._read(self.layout.stop_request)
         if self._read(self.layout.checkpoint_request) is None:
             return False
         self.storage.delete(self.layout.checkpoint_request)
@@ -57,3 +59,9 @@ class ControlSignals:
         if not limit:
             return False
         return time.monotonic() - self.started + TIME_LIMIT_MARGIN_S + 3 * (per_step or 0) >= limit
+
+
+def stop_for(request: dict, step: int) -> StopRequested:
+    """The error a stop request ends the attempt with (after its checkpoint of ``step``)."""
+    kind = ErrorType.SPEND_CAP if request.get("type") == ErrorType.SPEND_CAP.value else ErrorType.BUDGET_EXCEEDED
+    return StopRequested(kind, str(request.get("message") or kind.value)[:500], step)

@@ -28,7 +28,7 @@ import torch
 
 from handler import base_models, batching, checkpoint, outputs, training_data
 from handler.evaluation import perplexity, stage
-from handler.control_signals import ControlSignals
+from handler.control_signals import ControlSignals, stop_for
 from handler.heartbeat import beating
 from handler.losses import collate, token_losses
 from handler.settings import HandlerSettings
@@ -276,6 +276,10 @@ class Recipe:
             if self.control.checkpoint_requested():
                 yield (self._save_checkpoint("requested") if self.step > self.last_checkpoint_step
                        else self._checkpoint_event(self.last_checkpoint_step, "requested"))
+            if self.control.stop:                 # for money: the budget or the job's spend cap
+                if self.step > self.last_checkpoint_step:
+                    yield self._save_checkpoint("stop")
+                raise stop_for(self.control.stop, self.last_checkpoint_step)
             per_step = steps_this_run and (time.monotonic() - run_start) / steps_this_run
             if self.control.near_time_limit(per_step):
                 if self.step > self.last_checkpoint_step:

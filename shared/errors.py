@@ -18,6 +18,8 @@ class ErrorType(str, enum.Enum):
     INTERRUPTED = "interrupted"
     WORKER_LOST = "worker_lost"      # a reclaimed spot worker, a killed process
     GPU_FAULT = "gpu_fault"          # an unrecoverable CUDA error: the worker exits
+    BUDGET_EXCEEDED = "budget_exceeded"  # the team's monthly budget was reached: checkpointed and stopped
+    SPEND_CAP = "spend_cap"          # the job's own max_cost_usd: checkpointed and stopped
     INTERNAL = "internal"
 
     @property
@@ -25,7 +27,8 @@ class ErrorType(str, enum.Enum):
         return self in _USER_ERRORS
 
 
-_USER_ERRORS = {ErrorType.DATASET_FORMAT, ErrorType.INVALID_CONFIG, ErrorType.BASE_MODEL_ACCESS}
+_USER_ERRORS = {ErrorType.DATASET_FORMAT, ErrorType.INVALID_CONFIG, ErrorType.BASE_MODEL_ACCESS,
+                ErrorType.BUDGET_EXCEEDED, ErrorType.SPEND_CAP}
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,19 @@ class Superseded(PipelineError):
     def __init__(self, attempt: int, current: int):
         super().__init__(f"attempt {attempt} stopped: attempt {current} of this job is the current one",
                          fix="Nothing to do: the current attempt carries on.")
+
+
+class StopRequested(PipelineError):
+    """The control plane asked the attempt to checkpoint and stop for money: the month's
+    budget was reached (``budget_exceeded``) or the job's spend cap (``spend_cap``)."""
+
+    def __init__(self, error_type: ErrorType, message: str, step: int):
+        self.error_type = error_type
+        self.step = step
+        super().__init__(f"{message}; a checkpoint of step {step} was saved",
+                         fix=f"Continue from the checkpoint of step {step} (Retry, continuing from it)"
+                             + (" with a higher max_cost_usd" if error_type == ErrorType.SPEND_CAP
+                                else " once the budget allows, or ask an admin to override it"))
 
 
 class TimeLimitReached(PipelineError):

@@ -51,7 +51,7 @@ class CheckpointEvent(_Event):
     type: Literal["checkpoint"] = "checkpoint"
     step: int
     key: str
-    reason: Literal["interval", "signal", "final", "requested", "time_limit"] = "interval"
+    reason: Literal["interval", "signal", "final", "requested", "time_limit", "stop"] = "interval"
 
 
 class HeartbeatEvent(_Event):

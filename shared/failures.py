@@ -225,12 +225,18 @@ CAUSES = {
     ErrorType.CANCELLED: "Someone cancelled the job.",
     ErrorType.TIMEOUT: "The job reached its time limit.",
     ErrorType.INTERRUPTED: "The worker was asked to stop and saved a checkpoint first.",
+    ErrorType.BUDGET_EXCEEDED: "The team's monthly budget was reached, so the job saved a checkpoint and stopped.",
+    ErrorType.SPEND_CAP: "The job's projected cost passed its spend cap (max_cost_usd), so it saved a "
+                         "checkpoint and stopped.",
 }
 FIXES = {
     ErrorType.DATASET_FORMAT: "Fix the listed problems in the file and upload it again.",
     ErrorType.INVALID_CONFIG: "Change the named setting and start a new job.",
     ErrorType.STORAGE: "Nothing to change: the job resumes from its last checkpoint once storage answers.",
     ErrorType.CANCELLED: "Start it again (Retry) if it was cancelled by mistake; its checkpoints are kept.",
+    ErrorType.BUDGET_EXCEEDED: "Retry it from its last checkpoint once the budget allows (an admin can raise "
+                               "the limit or override it for this job).",
+    ErrorType.SPEND_CAP: "Retry it from its last checkpoint with a higher max_cost_usd.",
 }
 
 

@@ -9,7 +9,7 @@ from control.api.requests import json_body, query_args
 from control.responses import (CheckpointList, ErrorOut, JobDetail, JobListPage, RetryResult,
                                SupportBundle)
 from control.schemas import CreateJob, JobListQuery, RetryJob, StartJob
-from control.services import checkpoints, lifecycle, retries, training_jobs
+from control.services import admission, checkpoints, lifecycle, retries, training_jobs
 from control.services.access import visible_job
 from control.services.job_records import support_bundle as bundle_of
 
@@ -56,7 +56,7 @@ def get_job(job_id):
 def start_job(job_id):
     body = json_body(StartJob, empty_ok=True)
     override = body.budget_override.model_dump() if body.budget_override else None
-    return jsonify(_detail(lifecycle.start(visible_job(g.user, job_id), by=g.user, budget_override=override))), 202
+    return jsonify(_detail(admission.start(visible_job(g.user, job_id), by=g.user, budget_override=override))), 202
 
 
 @bp.post("/training/jobs/<job_id>/cancel")

@@ -16,7 +16,7 @@ from control.extensions import db
 from control.models import JobStatus, ModelArtifact, TrainingEvent, TrainingJob, utcnow
 from control.schemas import MAX_STEP, SAFE_INT
 from control.services import downloads
-from control.services import checkpoints, evaluations, lifecycle, training_jobs
+from control.services import admission, checkpoints, evaluations, lifecycle, training_jobs
 from control.services.access import visible_job
 from control.services.exceptions import NotFound
 from control.services.job_records import events, metric_points, support_bundle as bundle_of
@@ -167,7 +167,7 @@ def delete_job(job_id):
 
 @bp.post("/jobs/<job_id>/start")
 def start_job(job_id):
-    lifecycle.start(visible_job(g.user, job_id))
+    admission.start(visible_job(g.user, job_id), by=g.user)
     flash("Started: the job is queued for a GPU worker.", "ok")
     return redirect(url_for("console.job_detail", job_id=job_id))
 

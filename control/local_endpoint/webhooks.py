@@ -23,8 +23,8 @@ def send(url: str, body: dict, attempts: int = 3, timeout_s: float = 10.0,
                 with urllib.request.urlopen(request, timeout=timeout_s):
                     return
             except (urllib.error.URLError, OSError, ValueError) as exc:
-                log.warning("webhook %s for job %s failed (attempt %d/%d): %s",
-                            url, body.get("id"), attempt, attempts, exc)
+                log.warning("webhook %s/… for job %s failed (attempt %d/%d): %s",   # the path's last part may be a token
+                            url.rsplit("/", 1)[0], body.get("id"), attempt, attempts, exc)
             if attempt < attempts:
                 time.sleep(backoff_s * attempt)
 

@@ -32,7 +32,7 @@ DEFAULT_EVENTS = ("job.completed", "job.failed", "job.stalled", "job.recovered",
                   "job.awaiting_approval", "job.approval_decided", "job.cost_alert",
                   "job.over_estimate", "delivery.approved", "delivery.rejected", "budget.threshold")
 CHANNELS = ("email", "slack")
-OUTBOX_STATES = ("pending", "retrying", "sent", "dead")
+OUTBOX_STATES = ("pending", "retrying", "sent", "kept", "dead")   # kept: no provider configured, shown only
 
 
 class Notice(db.Model):

@@ -11,7 +11,7 @@ import logging
 
 from control.extensions import db
 from control.models import JobStatus, TrainingJob
-from control.services import gpu_endpoint, lifecycle, queue
+from control.services import attempt_tokens, gpu_endpoint, lifecycle, queue
 from control.services.job_input import job_input
 from control.services.recovery import endpoint_failure, time_left_s
 from control.services.storage import get_storage
@@ -26,12 +26,15 @@ def dispatch(job_id: str) -> str | None:
     if job is None:
         return None                           # deleted, cancelled, or another dispatch won
     attempt = lifecycle.open_attempt(job)
+    webhook = attempt_tokens.webhook_url(attempt_tokens.issue(attempt))
+    db.session.commit()
+    endpoint_id = gpu_endpoint.endpoint_of(job)
     try:
         get_storage().put_bytes(job.layout.attempt_marker, json.dumps({"attempt": attempt.number}).encode())
         left = time_left_s(job)
         if left <= 0:
             raise TimeoutError("TIMED_OUT: no time is left of the job's time limit")
-        runpod_id = gpu_endpoint.submit(job_input(job, attempt.number, left))
+        runpod_id = gpu_endpoint.submit(job_input(job, attempt.number, left), endpoint_id, webhook)
     except Exception as exc:  # noqa: BLE001 - the endpoint or storage refused: say which
         failure = endpoint_failure(exc)
         if not lifecycle.claim_end(attempt):
@@ -44,7 +47,7 @@ def dispatch(job_id: str) -> str | None:
         db.session.commit()
         return None
     if not lifecycle.record_submitted(job, attempt, runpod_id):
-        cancel_quietly(runpod_id)             # cancelled while /run was under way
+        cancel_quietly(runpod_id, endpoint_id)   # cancelled while /run was under way
         return None
     queue.enqueue(queue.MONITOR, attempt.id, token=attempt.monitor_token)
     return runpod_id
@@ -58,7 +61,7 @@ def cancel_on_endpoint(job_id: str) -> str:
     attempt = job.current_attempt
     if attempt is not None and attempt.runpod_job_id and attempt.ended_at is None:
         try:
-            gpu_endpoint.cancel(attempt.runpod_job_id)
+            gpu_endpoint.cancel(attempt.runpod_job_id, gpu_endpoint.endpoint_of(job))
         except gpu_endpoint.EndpointError as exc:
             log.warning("job %s: cancel on the endpoint failed: %s", job_id, exc)
         attempt.runpod_status = "CANCELLED"
@@ -66,9 +69,9 @@ def cancel_on_endpoint(job_id: str) -> str:
     return JobStatus.CANCELLED.value
 
 
-def cancel_quietly(runpod_id: str) -> None:
+def cancel_quietly(runpod_id: str, endpoint_id: str | None = None) -> None:
     """Stop a RunPod job that nobody will watch; a refusal is logged, not raised."""
     try:
-        gpu_endpoint.cancel(runpod_id)
+        gpu_endpoint.cancel(runpod_id, endpoint_id)
     except gpu_endpoint.EndpointError as exc:
         log.warning("cancel of %s failed: %s", runpod_id, exc)

@@ -21,8 +21,8 @@ from flask import current_app
 from sqlalchemy import update
 
 from control.extensions import db
-from control.models import AttemptOutcome, JobAttempt, JobStatus, TrainingJob, User, iso, utcnow
-from control.services import approvals, budgets, notices, queue, quotas
+from control.models import AttemptOutcome, JobAttempt, JobStatus, TrainingJob, iso, utcnow
+from control.services import notices, queue
 from control.services.exceptions import JobStateError
 from control.services.recovery import backoff_s, lost_failure, time_left_s
 from shared import cost
@@ -34,21 +34,6 @@ log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------- starting and dispatching
-def start(job: TrainingJob, by: User | None = None, budget_override: dict | None = None) -> TrainingJob:
-    """A pending job is queued and its dispatch enqueued, if its owner has room under
-    ``MAX_ACTIVE_JOBS_PER_USER`` (else ``QuotaExceeded``) and its estimate fits the month's
-    budget (else ``BudgetExceeded``, unless an admin overrides); one estimated above
-    ``APPROVAL_THRESHOLD_USD`` waits for an admin instead. Any other is refused. Commits."""
-    if job.status != JobStatus.PENDING:
-        raise JobStateError(job, "start", "only a pending job can be started")
-    quotas.check_active(job.created_by)          # the owner's MAX_ACTIVE_JOBS_PER_USER
-    budgets.check_start(job, by, budget_override)
-    if approvals.hold_for_approval(job):
-        db.session.commit()
-        return job
-    return queue_for_dispatch(job)
-
-
 def queue_for_dispatch(job: TrainingJob) -> TrainingJob:
     """The job is queued and its dispatch enqueued. Commits."""
     job.status = JobStatus.QUEUED
@@ -187,6 +172,14 @@ def fail(job: TrainingJob, failure: Failure) -> None:
     notices.job_event("job.failed", job)
 
 
+def stop_failure(job: TrainingJob) -> Failure:
+    """The failure a stop request for money (``job.stop_request``) ends the job with."""
+    kind = ErrorType(job.stop_request["type"])
+    step = job.last_checkpoint_step
+    where = f"; it continues from its checkpoint of step {step}" if step else ""
+    return Failure(kind.value, True, job.stop_request["message"], CAUSES[kind], FIXES[kind] + where)
+
+
 def failure_of(info: ErrorInfo) -> Failure:
     """An ``ErrorInfo`` (from an error event) as a ``Failure``."""
     return Failure(info.type, info.user_error, info.message, info.cause or "", info.fix or "",
@@ -275,6 +268,11 @@ def recover_or_fail(job: TrainingJob, attempt: JobAttempt, failure: Failure,
         db.session.commit()
         return "nothing to recover"
     record_interruption(job, attempt, outcome, failure)
+    if job.stop_request:                 # asked to stop for money: it stops here instead
+        fail(job, stop_failure(job))
+        settle_cost(job)
+        db.session.commit()
+        return JobStatus.FAILED.value
     limit = current_app.config["MAX_RECOVERIES"]
     if job.checkpoint_recovery_count >= limit:
         fail(job, Failure(failure.type, failure.user_error,

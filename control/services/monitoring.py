@@ -41,7 +41,7 @@ def monitor(attempt_id: str, failures: int = 0, token: str | None = None) -> str
     interval = current_app.config["MONITOR_INTERVAL_SECONDS"]
     attempt.monitored_at = utcnow()
     try:
-        status, chunks = gpu_endpoint.stream(attempt.runpod_job_id)
+        status, chunks = gpu_endpoint.stream(attempt.runpod_job_id, gpu_endpoint.endpoint_of(job))
     except gpu_endpoint.EndpointError as exc:
         if exc.status == 404 or failures + 1 >= MAX_ENDPOINT_FAILURES:
             finish_attempt(job, attempt, "LOST", {"error": f"worker lost: the endpoint lost the job: {exc}"})
@@ -57,7 +57,7 @@ def monitor(attempt_id: str, failures: int = 0, token: str | None = None) -> str
         job.started_at = job.started_at or attempt.started_at
     fresh = ingest(job, attempt, chunks)
     if status in gpu_endpoint.FINAL_STATES and not chunks:
-        finish_attempt(job, attempt, status, _safe_status(attempt.runpod_job_id))
+        finish_attempt(job, attempt, status, _safe_status(attempt.runpod_job_id, gpu_endpoint.endpoint_of(job)))
         return "finished"
     if not fresh and not job.is_final:
         verdict = watch_for_trouble(job, attempt, status)
@@ -79,7 +79,7 @@ def watch_for_trouble(job: TrainingJob, attempt: JobAttempt, status: str) -> str
             return None       # RunPod queued it again after a lost worker: it resumes there
         waited = (now - attempt.dispatched_at).total_seconds()
         if waited > cfg["PROVISIONING_TIMEOUT_SECONDS"] and lifecycle.claim_end(attempt):
-            cancel_quietly(attempt.runpod_job_id)
+            cancel_quietly(attempt.runpod_job_id, gpu_endpoint.endpoint_of(job))
             lifecycle.fail_attempt(job, attempt, of_kind(
                 ErrorType.GPU_PROVISIONING, f"no capacity: the job stayed in the queue of the GPU "
                                             f"endpoint for {waited / 60:.0f} min without a worker"),
@@ -102,7 +102,7 @@ def watch_for_trouble(job: TrainingJob, attempt: JobAttempt, status: str) -> str
         return None
     if not lifecycle.claim_end(attempt):
         return "settled elsewhere"
-    cancel_quietly(attempt.runpod_job_id)
+    cancel_quietly(attempt.runpod_job_id, gpu_endpoint.endpoint_of(job))
     failure = of_kind(ErrorType.WORKER_LOST, f"worker lost: no event for {silent:.0f} s "
                                              f"(the stall limit is {limit:.0f} s)")
     lifecycle.recover_or_fail(job, attempt, failure, outcome=AttemptOutcome.STALLED)
@@ -126,8 +126,8 @@ def finish_attempt(job: TrainingJob, attempt: JobAttempt, runpod_status: str, re
     lifecycle.settle_attempt(job, attempt, runpod_status, err)
 
 
-def _safe_status(runpod_id: str) -> dict:
+def _safe_status(runpod_id: str, endpoint_id: str | None = None) -> dict:
     try:
-        return gpu_endpoint.status(runpod_id)
+        return gpu_endpoint.status(runpod_id, endpoint_id)
     except gpu_endpoint.EndpointError as exc:
         return {"error": str(exc)}

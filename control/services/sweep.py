@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from control.extensions import db
 from control.models import JobAttempt, JobStatus, TrainingJob, utcnow
-from control.services import budgets, lifecycle, notices, notifications, queue, training_files
+from control.services import budgets, digests, lifecycle, notices, queue, training_files
 from control.services.recovery import sweep_quiet_s
 from shared.errors import ErrorType
 from shared.failures import of_kind
@@ -70,7 +70,7 @@ def sweep(now=None) -> dict:
     # budget's thresholds and hard limit; the daily digests when their hour has come.
     told = notices.pending_work(now, quiet.total_seconds())
     money = budgets.enforce(now)
-    digests = notifications.schedule_digests(now)
+    made = digests.schedule(now)
     return {"monitors": len(orphans), "dispatches": redispatched, "cancels": cancels,
             "unsubmitted": len(unsubmitted), "validations": len(validations), **told,
-            "budget": money, "digests": digests}
+            "budget": money, "digests": made}

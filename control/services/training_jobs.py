@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 from control.extensions import db
 from control.models import JobStatus, TrainingFile, TrainingJob, User, new_id
 from control.schemas import CreateJob, EvaluationRequest, JobListQuery
-from control.services import base_models, gpu_routes, lifecycle, quotas, rubrics
+from control.services import admission, base_models, gpu_routes, quotas, rubrics
 from control.services.checkpoints import continue_point
 from control.services.exceptions import BudgetExceeded, Forbidden, JobStateError, QuotaExceeded
 from control.services.storage import get_storage
@@ -104,7 +104,7 @@ def create(user: User, req: CreateJob, *, keep_rubric: bool = False) -> Training
     if req.start:
         override = req.budget_override.model_dump() if req.budget_override else None
         try:
-            lifecycle.start(job, by=user, budget_override=override)
+            admission.start(job, by=user, budget_override=override)
         except (QuotaExceeded, BudgetExceeded):  # refused: nothing is kept
             db.session.rollback()
             db.session.delete(job)

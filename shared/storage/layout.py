@@ -92,6 +92,11 @@ class JobLayout:
     def checkpoint_request(self) -> str:
         return join(self.prefix, "control", "checkpoint-request.json")
 
+    @property
+    def stop_request(self) -> str:
+        """Checkpoint and stop, for money: ``{"type": "spend_cap" | "budget_exceeded", "message"}``."""
+        return join(self.prefix, "control", "stop-request.json")
+
     def run_record(self, attempt: int) -> str:
         return join(self.prefix, "runs", f"attempt-{attempt}.json")
 

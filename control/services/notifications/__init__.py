@@ -14,8 +14,3 @@ def deliver(message_id: int) -> str:
     """Send one outbox message; on a failure, schedule its retry."""
     return "not built"
 
-
-def schedule_digests(now=None) -> int:
-    """The sweep's turn: a digest notice for each user who wants one, once a day, from
-    ``DIGEST_HOUR_UTC`` on. Returns how many were made."""
-    return 0
