@@ -204,3 +204,47 @@ def cost_so_far(running_seconds: float, price_per_hour: float) -> float:
     1.245
     """
     return round(running_seconds / 3600 * price_per_hour, 4)
+
+
+def billed_seconds(execution_ms: int | None, running_seconds: float) -> float:
+    """The GPU time an attempt is billed for: RunPod's ``executionTime`` once its status
+    gives it (``delayTime``, the wait in the queue for a worker, is not billed), else the
+    time it has been running by our clock.
+
+    >>> billed_seconds(90_500, 95.0), billed_seconds(None, 95.0)
+    (90.5, 95.0)
+    """
+    return execution_ms / 1000 if execution_ms is not None else running_seconds
+
+
+def projected_cost(*, cost_so_far: float, step: int | None, total_steps: int | None,
+                   training_seconds: float | None, price_per_hour: float,
+                   evaluation_seconds: float = 0.0) -> float | None:
+    """The final cost a running job heads for: what it has cost, plus the steps left at the
+    measured time a step (its training seconds over the steps done), plus the evaluation.
+    None until a step has been measured.
+
+    >>> projected_cost(cost_so_far=1.0, step=25, total_steps=100, training_seconds=500,
+    ...                price_per_hour=7.99, evaluation_seconds=120)
+    4.5955
+    >>> projected_cost(cost_so_far=0.2, step=0, total_steps=100, training_seconds=0, price_per_hour=7.99) is None
+    True
+    """
+    if not step or not total_steps or not training_seconds:
+        return None
+    left_s = max(0, total_steps - step) * training_seconds / step + evaluation_seconds
+    return round(cost_so_far + left_s / 3600 * price_per_hour, 4)
+
+
+def within_accuracy(actual: float, estimate: float | None) -> bool | None:
+    """Whether a finished job's actual cost is within ±15% of its estimate (the documents'
+    target: 90% of jobs are). None when there was no estimate to compare with.
+
+    >>> within_accuracy(1.10, 1.0), within_accuracy(1.20, 1.0), within_accuracy(0.0, 0.0)
+    (True, False, True)
+    """
+    if estimate is None:
+        return None
+    if estimate == 0:
+        return actual == 0
+    return abs(actual - estimate) / estimate <= ACCURACY + 1e-9

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from control.extensions import db
 from control.models import (AttemptOutcome, JobAttempt, JobStatus, MetricPoint, ModelArtifact,
                             TrainingEvent, TrainingJob, utcnow)
-from control.services import lifecycle, notices, queue
+from control.services import lifecycle, notices, queue, spend
 from control.services.upsert import insert_for_dialect
 from shared.events import parse_event
 from shared.failures import RECOVERABLE
@@ -78,6 +78,8 @@ def ingest(job: TrainingJob, attempt: JobAttempt, raws: list) -> int:
     if metric_rows:
         _upsert_metrics(metric_rows)
     lifecycle.settle_cost(job)
+    if fresh:
+        spend.check(job)                    # the projection, cost alerts, the spend cap
     db.session.commit()
     if any(e.type == "completed" and (e.summary.get("eval") or {}).get("measures") is not None for e in fresh):
         queue.enqueue_judging(job.id)       # after the commit: the judge reads what was stored

@@ -240,9 +240,11 @@ def mark_cancelled(job: TrainingJob) -> None:
 
 # ---------------------------------------------------------------------- cost
 def settle_cost(job: TrainingJob) -> None:
-    """Cost so far: the attempts' running time at the job's GPU price."""
+    """Cost so far: the attempts' billed GPU time (RunPod's execution time once an attempt has
+    ended, its running time before) at the job's GPU price."""
     price = job.configuration.get("gpu", {}).get("price_per_hour", 0.0)
-    job.actual_cost = cost.cost_so_far(sum(a.running_seconds() for a in job.attempts), price)
+    seconds = sum(cost.billed_seconds(a.execution_ms, a.running_seconds()) for a in job.attempts)
+    job.actual_cost = cost.cost_so_far(seconds, price)
     if job.is_final and job.started_at:
         job.actual_duration_minutes = job.elapsed_minutes()
 

@@ -114,6 +114,7 @@ def finish_attempt(job: TrainingJob, attempt: JobAttempt, runpod_status: str, re
     handler's event log, then let the lifecycle settle the job."""
     if not lifecycle.claim_end(attempt):
         return                                       # another monitor settled it
+    record_billed_time(attempt, reply)
     try:
         ingest(job, attempt, stored_event_log(get_storage(), job, attempt.number))
     except StorageError as exc:                      # storage down: the stream's events still count
@@ -124,6 +125,15 @@ def finish_attempt(job: TrainingJob, attempt: JobAttempt, runpod_status: str, re
         ingest(job, attempt, [err])
         err = err["error"]
     lifecycle.settle_attempt(job, attempt, runpod_status, err)
+
+
+def record_billed_time(attempt: JobAttempt, reply: dict) -> None:
+    """RunPod's ``executionTime`` and ``delayTime`` (ms) from an ended attempt's status: its
+    true cost is the execution time (``lifecycle.settle_cost``)."""
+    for key, column in (("executionTime", "execution_ms"), ("delayTime", "delay_ms")):
+        value = reply.get(key) if isinstance(reply, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 10**11:
+            setattr(attempt, column, int(value))
 
 
 def _safe_status(runpod_id: str, endpoint_id: str | None = None) -> dict:

@@ -34,6 +34,10 @@ def retry_request(job: TrainingJob, req: RetryJob) -> tuple[dict, list[dict]]:
             "name": req.name or f"{job.name} (retry)"[:200], "description": job.description,
             "notes": job.notes, "tags": list(job.tags or []), "start": req.start,
             "evaluation": conf.get("evaluation"), "rubric_id": job.rubric_id}
+    body["max_cost_usd"] = req.max_cost_usd or job.max_cost_usd
+    if req.max_cost_usd and req.max_cost_usd != job.max_cost_usd:
+        changes.append({"field": "max_cost_usd", "from": job.max_cost_usd, "to": req.max_cost_usd,
+                        "why": "asked for"})
     if not req.from_checkpoint_step and conf.get("continue_from"):
         body["continue_from"] = conf["continue_from"]       # a retry of a continuation continues too
     if req.from_checkpoint_step:
