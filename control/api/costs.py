@@ -6,8 +6,9 @@ from flask import g, jsonify
 from control.api.blueprint import bp
 from control.api.documentation import api_doc
 from control.api.requests import query_args
-from control.responses import CostEstimateOut, ErrorOut
+from control.responses import CostCalibrationOut, CostEstimateOut, ErrorOut
 from control.schemas import COST_SETTINGS, CostQuery
+from control.services.calibration import calibration
 from control.services.training_files import ready_file
 from control.services.training_jobs import estimate_for, resolve_settings
 
@@ -23,3 +24,11 @@ def cost_estimate():
     est = estimate_for(training_file, settings, q.pricing)
     return jsonify({**est.to_dict(), "base_model": settings.base_model, "method": settings.method,
                     "preset": q.preset})
+
+
+@bp.get("/training/cost-calibration")
+@api_doc("How good the estimates are: completed jobs' actual cost against their estimate, the share "
+         "within ±15% (the target is 90%), the median ratio and the five furthest off",
+         responses={200: CostCalibrationOut})
+def cost_calibration():
+    return jsonify(calibration())

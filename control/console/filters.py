@@ -10,7 +10,8 @@ from control.models import JobStatus
 
 STATUS_TONE = {JobStatus.COMPLETED: "ok", JobStatus.FAILED: "bad", JobStatus.CANCELLED: "muted",
                JobStatus.CANCEL_REQUESTED: "warn", JobStatus.RECOVERING: "warn", JobStatus.STALLED: "warn",
-               JobStatus.PENDING: "muted", JobStatus.QUEUED: "info", JobStatus.PROVISIONING: "info"}
+               JobStatus.PENDING: "muted", JobStatus.AWAITING_APPROVAL: "warn", JobStatus.QUEUED: "info",
+               JobStatus.PROVISIONING: "info"}
 
 
 @bp.app_template_filter("money")

@@ -48,6 +48,10 @@ def event_row(e: TrainingEvent) -> dict:
             "text": describe(e.payload or {})}
 
 
+COST_ALERT_TEXT = {"cost_80": "80% of estimate spent", "cost_95": "95% of estimate spent",
+                   "over_estimate": "over estimate by 20%+"}
+
+
 def progress(job: TrainingJob) -> dict:
     """The live figures of the job page, formatted."""
     est = (job.configuration or {}).get("estimate") or {}
@@ -60,6 +64,8 @@ def progress(job: TrainingJob) -> dict:
             "error": {"type": job.error_type, "message": job.error_message, "fix": job.error_fix,
                       "cause": job.error_cause, "user_error": job.error_user}
             if job.error_type else None,
+            "projected": money(job.projected_cost_usd) if job.projected_cost_usd is not None else "—",
+            "cost_alerts": [COST_ALERT_TEXT[c] for c in job.cost_alerts or [] if c in COST_ALERT_TEXT],
             "interrupted": job.checkpoint_recovery_count or 0,
             "stalled": job.status == JobStatus.STALLED,
             "stalled_since": job.stalled_at.strftime("%H:%M:%S UTC") if job.stalled_at else None}

@@ -20,7 +20,8 @@ TEXT_FIELDS = ("training_file_id", "preset", "gpu_type", "pricing", "base_model"
                "name", "description", "notes", "tags",
                "retry_of", "continue_step",   # a retry, and the checkpoint step it continues from
                "eval_size", "max_new_tokens", "prompts_file_id",   # the evaluation
-               "rubric_id")                                         # its brand-voice rubric
+               "rubric_id",                                         # its brand-voice rubric
+               "max_cost_usd", "budget_override_reason")            # its spend cap; an admin's override
 
 
 def values_from_form(form) -> dict:
@@ -65,6 +66,10 @@ def parse(values: dict, start: bool = True) -> tuple[CreateJob | None, dict[str,
                           "prompts_file_id": values.get("prompts_file_id") or None}
     if values.get("max_new_tokens"):
         body["evaluation"]["max_new_tokens"] = values["max_new_tokens"]
+    if values.get("max_cost_usd"):
+        body["max_cost_usd"] = values["max_cost_usd"]
+    if values.get("budget_override_reason"):
+        body["budget_override"] = {"reason": values["budget_override_reason"]}
     if values.get("retry_of") and values.get("continue_step"):
         body["continue_from"] = {"job_id": values["retry_of"], "step": values["continue_step"]}
     try:
@@ -83,6 +88,8 @@ def field_of(loc) -> str:
     ('batch_size', 'gpu_type', 'tags')
     """
     loc = [str(p) for p in loc]
+    if loc[:1] == ["budget_override"]:
+        return "budget_override_reason"
     if loc[:2] == ["gpu", "type"]:
         return "gpu_type"
     if loc[:1] == ["gpu"]:

@@ -9,9 +9,9 @@ from control.console.blueprint import bp
 from control.console.filters import minutes, money
 from control.models import TrainingFileStatus, TrainingJob
 from control.models.training_file import FilePurpose
-from control.services import base_models, rubrics
+from control.services import base_models, gpu_routes, rubrics
 from control.services.access import visible_file, visible_files, visible_job
-from control.services.exceptions import QuotaExceeded
+from control.services.exceptions import BudgetExceeded, QuotaExceeded
 from control.services.retries import record_retry
 from control.services.training_files import FileNotReady, ready_file
 from control.services.training_jobs import create, estimate_for, resolve_settings
@@ -25,6 +25,12 @@ PRESET_RISK = {
     "balanced": "Moderate risk: the usual choice once a dataset has been checked.",
     "aggressive": "Higher risk: learns fastest but can overfit and forget; read the held-out numbers.",
 }
+
+
+def served_gpus() -> dict:
+    """The GPU types some endpoint serves here (``GPU_ENDPOINTS``), at this deployment's prices."""
+    served = {choice.split(":")[0] for choice in gpu_routes.served()}
+    return {k: g for k, g in gpu_routes.catalog().items() if k in served}
 
 
 def estimates(values: dict) -> dict:
@@ -81,7 +87,7 @@ def _form_page(values: dict, errors: dict | None = None, status: int = 200):
                            files=files, prompt_files=[f for f in visible_files(g.user) if f.status == TrainingFileStatus.READY
                                                       and f.purpose == FilePurpose.EVALUATION],
                            presets=PRESETS, risk=PRESET_RISK, est=est, source=source,
-                           gpus=cost.GPU_CATALOG, overrides=job_form.OVERRIDES,
+                           gpus=served_gpus(), overrides=job_form.OVERRIDES,
                            base_models=base_models.allowed(), rubrics=rubrics.all_rubrics(),
                            defaults={"base_model": current_app.config["DEFAULT_BASE_MODEL"],
                                      "method": current_app.config["DEFAULT_METHOD"],
@@ -146,6 +152,10 @@ def create_job():
     except QuotaExceeded as exc:         # the form stays as it was, with the limit and what to do
         page, status = _form_page(values, {"form": exc.message}, 429)
         return page, status, {"Retry-After": str(exc.retry_after_s)}
+    except BudgetExceeded as exc:        # the numbers; an admin may override with a reason
+        hint = (" To start it anyway, give a reason under “Override the budget”." if g.user.is_admin
+                else " An admin can override the budget for this job.")
+        return _form_page(values, {"form": exc.message + hint}, 402)
     if source is not None:
         record_retry(source, job)
     flash(f"Job {job.id} {'started' if start else 'saved; start it when you are ready'}.", "ok")

@@ -14,12 +14,12 @@ from control.responses.delivery import (DecisionOut, GateOut, ReportVersions, Re
                                         ShareLinkOut)
 from control.responses.evaluations import EvaluationOut, EvaluationRunOut, SamplesPage
 from control.responses.files import TrainingFileList, TrainingFileOut
-from control.responses.jobs import (AttemptOut, CostEstimateOut, JobDetail, JobListPage, JobOut,
+from control.responses.jobs import (AttemptOut, CostCalibrationOut, CostEstimateOut, JobDetail, JobListPage, JobOut,
                                     RetryResult)
 from control.responses.records import (AdapterLink, ArtifactsOut, CheckpointList, EventPage,
                                        MetricPoint, MetricsOut, SupportBundle)
 
-__all__ = ["DecisionOut", "GateOut", "ReportVersions", "ReviewItemPage", "ReviewSaved", "ReviewSummary",
+__all__ = ["CostCalibrationOut", "DecisionOut", "GateOut", "ReportVersions", "ReviewItemPage", "ReviewSaved", "ReviewSummary",
            "RubricList", "RubricOut", "ShareLinkCreated", "ShareLinkList", "ShareLinkOut", "AdapterLink", "ArtifactsOut", "AttemptOut", "BaseModelList", "BaseModelOut",
            "CheckpointList", "CostEstimateOut", "ErrorBody", "ErrorOut", "EvaluationOut", "EvaluationRunOut",
            "EventPage", "SamplesPage", "JobDetail",

@@ -64,6 +64,14 @@ class JobOut(Out):
     rubric_id: str | None = Field(description="the brand-voice rubric people score it on; null: the documents' 10")
     delivery_status: Literal["approved", "rejected"] | None = Field(
         description="the newest delivery decision; null: none yet")
+    max_cost_usd: float | None = Field(description="the spend cap: past it the job checkpoints and stops (spend_cap)")
+    projected_cost_usd: float | None = Field(description="while it runs: cost so far, the steps left at the "
+                                                         "measured cost a step, and the evaluation")
+    cost_alerts: list[Literal["cost_80", "cost_95", "over_estimate"]] = Field(
+        description="the cost alerts it has raised, each once")
+    budget_override: AnyObject | None = Field(description="an admin's override of the month's budget: reason, by, at")
+    approval: AnyObject | None = Field(description="above APPROVAL_THRESHOLD_USD: state (awaiting, approved, "
+                                                   "declined), by, at, reason")
     checkpoint_recovery_count: int
     interruptions: list[Interruption]
     last_checkpoint_step: int | None
@@ -88,6 +96,8 @@ class AttemptOut(Out):
     last_step: int | None
     steps_lost: int | None
     error: AnyObject | None
+    execution_ms: int | None = Field(description="RunPod's billed execution time, once it ended")
+    delay_ms: int | None = Field(description="RunPod's time in the queue before a worker took it")
 
 
 # Duration and cost: the cost model's own ``Estimate`` (``shared/cost.py``), its fields read
@@ -121,6 +131,23 @@ class JobListPage(Out):
     page: int
     per_page: int
     total: int = Field(description="jobs matching the filters, on every page")
+
+
+class CalibrationRow(Out):
+    job_id: str
+    name: str
+    estimate_usd: float
+    actual_usd: float
+    ratio: float = Field(description="actual over estimate")
+
+
+class CostCalibrationOut(Out):
+    jobs: int = Field(description="completed jobs with a priced estimate")
+    within_15_pct: int
+    share_within_15_pct: float | None
+    target_share: float
+    median_ratio: float | None
+    worst: list[CalibrationRow]
 
 
 class CostEstimateOut(Estimate):

@@ -205,7 +205,8 @@
       live("progress").textContent = job.progress;
       setBar(document.getElementById("progress"), job.progress);
       live("steps").textContent = job.total_steps ? `step ${job.step || 0} of ${job.total_steps}` : "waiting for the first step";
-      for (const k of ["epoch", "elapsed", "eta", "loss", "lr", "cost", "estimate", "estimate_range"]) live(k).textContent = job[k];
+      for (const k of ["epoch", "elapsed", "eta", "loss", "lr", "cost", "estimate", "estimate_range", "projected"]) live(k).textContent = job[k];
+      live("cost_alerts").replaceChildren(...job.cost_alerts.map((t) => el("span", { class: "badge badge-warn" }, t)));
       for (const s of job.timeline) {
         const li = document.querySelector(`#stages [data-stage="${s.stage}"]`);
         li.className = "stage stage-" + s.state;
