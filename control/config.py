@@ -148,7 +148,7 @@ def from_env(env=None) -> dict:
         # Money (control/services/budgets.py, approvals.py, spend.py, gpu_routes.py).
         "APPROVAL_THRESHOLD_USD": float(env.get("APPROVAL_THRESHOLD_USD", 150)),
         "GPU_ENDPOINTS": gpu_endpoints(env),
-        "GPU_PRICES": json_setting(env, "GPU_PRICES", {}),
+        "GPU_PRICES": json_setting(env.get("GPU_PRICES"), "GPU_PRICES", {}),
         # Outgoing webhooks (control/services/webhooks.py).
         "WEBHOOK_MAX_ATTEMPTS": int(env.get("WEBHOOK_MAX_ATTEMPTS", 8)),
         "WEBHOOK_TIMEOUT_SECONDS": float(env.get("WEBHOOK_TIMEOUT_SECONDS", 10)),
@@ -156,13 +156,12 @@ def from_env(env=None) -> dict:
     }
 
 
-def json_setting(env, name: str, default):
+def json_setting(raw: str | None, name: str, default):
     """A setting given as JSON; a value that is not JSON stops the start with its name.
 
-    >>> json_setting({"GPU_PRICES": '{"H100_PCIE": {"spot_per_hour": 2.2}}'}, "GPU_PRICES", {})
+    >>> json_setting('{"H100_PCIE": {"spot_per_hour": 2.2}}', "GPU_PRICES", {})
     {'H100_PCIE': {'spot_per_hour': 2.2}}
     """
-    raw = env.get(name)
     if not raw:
         return default
     try:
@@ -184,7 +183,7 @@ def gpu_endpoints(env) -> dict:
     >>> sorted(gpu_endpoints({"RUNPOD_ENDPOINT_ID": "ep-1"}).items())
     [('H100_PCIE:on_demand', 'ep-1'), ('H100_PCIE:spot', 'ep-1')]
     """
-    mapped = json_setting(env, "GPU_ENDPOINTS", None)
+    mapped = json_setting(env.get("GPU_ENDPOINTS"), "GPU_ENDPOINTS", None)
     if mapped is not None:
         return {str(k): str(v) for k, v in mapped.items()}
     default = env.get("RUNPOD_ENDPOINT_ID", "local")
