@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from control.extensions import db
 from control.models import EvaluationRun, EvaluationStatus, utcnow
-from control.services import gpu_endpoint, queue
+from control.services import gpu_endpoint, notices, queue
 from control.services.ingest import error_from_status
 from control.services.job_input import evaluation, job_input
 from shared.events import parse_event
@@ -67,6 +67,10 @@ def apply(run: EvaluationRun, raw) -> None:
     elif event.type == "completed":
         run.summary = run.summary or event.summary.get("eval")
         run.status, run.completed_at = EvaluationStatus.COMPLETED, utcnow()
+        measures = {m.get("id"): m.get("improvement") for m in (run.summary or {}).get("measures") or []}
+        notices.job_event("evaluation.ready", run.job, dedupe_key=f"evaluation.ready:{run.training_job_id}:{run.id}",
+                          run_id=run.id, perplexity_improvement_pct=(run.summary or {}).get("improvement_pct"),
+                          forgetting_retention=measures.get("forgetting"))
     elif event.type == "error":
         run.status, run.completed_at = EvaluationStatus.FAILED, utcnow()
         run.error = event.error.model_dump(mode="json")
