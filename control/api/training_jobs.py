@@ -23,8 +23,8 @@ def _detail(job) -> dict:
 
 @bp.post("/training/jobs")
 @api_doc("Create a training job (pending, or started with \"start\": true), with its cost "
-         "estimate", body=CreateJob, responses={201: JobDetail, 404: ErrorOut, 409: ErrorOut,
-                                                        422: ErrorOut})
+         "estimate", body=CreateJob, responses={201: JobDetail, 402: ErrorOut, 403: ErrorOut, 404: ErrorOut,
+                                                        409: ErrorOut, 422: ErrorOut})
 def create_job():
     job = training_jobs.create(g.user, json_body(CreateJob))
     return jsonify(_detail(job)), 201
@@ -52,7 +52,7 @@ def get_job(job_id):
 @api_doc("Queue a pending job for dispatch (or, estimated above APPROVAL_THRESHOLD_USD, wait for an "
          "admin); refused with budget_exceeded when its estimate passes the month's budget, unless an "
          "admin gives budget_override", body=StartJob,
-         responses={202: JobDetail, 402: ErrorOut, 409: ErrorOut})
+         responses={202: JobDetail, 402: ErrorOut, 403: ErrorOut, 409: ErrorOut})
 def start_job(job_id):
     body = json_body(StartJob, empty_ok=True)
     override = body.budget_override.model_dump() if body.budget_override else None

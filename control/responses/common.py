@@ -37,6 +37,8 @@ class ErrorBody(Out):
     message: str = Field(description="what is wrong and what to do, for a person")
     field: str | None = Field(None, description="the request field or parameter at fault")
     details: list[ErrorDetail] | None = Field(None, description="every problem, when there are several")
+    budget: AnyObject | None = Field(None, description="budget_exceeded: the limit, spent, committed, "
+                                                       "this estimate and how much over")
 
 
 class ErrorOut(Out):
