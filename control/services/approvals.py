@@ -73,7 +73,7 @@ def approve(job: TrainingJob, admin: User, reason: str | None = None) -> Trainin
     decision = {"state": "approved", "by": admin.email if admin else None, "at": iso(utcnow()),
                 "reason": reason or None, "estimate_usd": job.cost_estimate}
     _decide(job, admin, "approve", {"status": JobStatus.QUEUED, "approval": decision})
-    notices.job_event("job.approval_decided", job, decision="approved", by=admin.email, reason=reason or None)
+    notices.job_event("job.approval_decided", job, decision="approved", decided_by=admin.email, reason=reason or None)
     db.session.commit()
     queue.enqueue(queue.DISPATCH, job.id)
     return job
@@ -90,7 +90,7 @@ def decline(job: TrainingJob, admin: User, reason: str) -> TrainingJob:
         "error_message": f"declined by {admin.email}: {reason}",
         "error_cause": f"An admin declined it: estimates above ${threshold_usd():,.2f} need an admin's approval.",
         "error_fix": DECLINED_FIX})
-    notices.job_event("job.approval_decided", job, decision="declined", by=admin.email, reason=reason)
+    notices.job_event("job.approval_decided", job, decision="declined", decided_by=admin.email, reason=reason)
     notices.job_event("job.cancelled", job)      # the job ended: webhooks of job.cancelled hear it
     db.session.commit()
     return job

@@ -94,7 +94,8 @@ def fan_out(notice_id: int) -> str:
     notice.fanned_out_at = utcnow()
     db.session.commit()
     for m in messages:
-        queue.enqueue_notify(queue.DELIVER_MESSAGE, m.id)
+        if m.status == "pending":               # kept (no provider) and dead rows are only shown
+            queue.enqueue_notify(queue.DELIVER_MESSAGE, m.id)
     for d in deliveries:
         queue.enqueue_notify(queue.DELIVER_WEBHOOK, d.id)
     return f"{len(messages)} messages, {len(deliveries)} webhooks"
