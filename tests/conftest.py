@@ -152,6 +152,8 @@ def app(request, tmp_path):
                         *([request.getfixturevalue("tiny_model_dir")]
                           if "tiny_model_dir" in request.fixturenames else [])),
         "API_RATE_LIMIT": "100000 per minute", "SHARE_RATE_LIMIT": "100000 per minute",
+        # No completion webhook unless a test asks (it would call PUBLIC_BASE_URL, a port of this machine).
+        "COMPLETION_WEBHOOK": False,
         # Every GPU choice goes to the local endpoint (production maps each to its own).
         "GPU_ENDPOINTS": {f"{gpu}:{tier}": "local" for gpu in ("LOCAL_CPU", "H100_PCIE", "A100_80GB")
                           for tier in ("spot", "on_demand")},

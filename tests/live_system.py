@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_SETTINGS = ("MONITOR_INTERVAL_SECONDS", "RUNPOD_EXECUTION_TIMEOUT_S", "MAX_RECOVERIES",
                    "RECOVERY_BACKOFF_SECONDS", "STALL_MIN_SECONDS", "STALL_STEP_FACTOR",
                    "STALL_STAGE_SECONDS", "PROVISIONING_TIMEOUT_SECONDS", "SWEEP_INTERVAL_SECONDS",
-                   "SWEEP_GRACE_SECONDS")
+                   "SWEEP_GRACE_SECONDS", "PUBLIC_BASE_URL", "COMPLETION_WEBHOOK")
 
 
 # ------------------------------------------------------------------ failure reports
