@@ -73,4 +73,4 @@ def sweep(now=None) -> dict:
     made = digests.schedule(now)
     return {"monitors": len(orphans), "dispatches": redispatched, "cancels": cancels,
             "unsubmitted": len(unsubmitted), "validations": len(validations), **told,
-            "budget": money, "digests": made}
+            **{f"budget_{k}": v for k, v in money.items() if k != "month"}, "digests": made}
