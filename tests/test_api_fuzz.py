@@ -180,7 +180,10 @@ def test_fuzzing_every_operation_finds_no_server_error_and_no_answer_off_its_sch
     print(f"\nschemathesis: {len(result['operations'])} operations of {len(documented)}, "
           f"{result['requests']} requests in {result['seconds']} s, statuses {result['statuses']}, "
           f"requests by phase {result['phases']}, stopped: {result['stop']}")
-    unique = sorted(set(result["failures"]))
+    # The stateful phase fills path parameters without their schema's pattern (which excludes
+    # control characters): the app's 400 naming the parameter is what a client should get.
+    unique = sorted({f for f in result["failures"] if not (
+        "[positive_data_acceptance]" in f and "must not contain control characters" in f)})
     assert not unique, f"{len(unique)} distinct failures:\n" + "\n".join(unique[:40])
     missed, extra = documented - result["operations"], result["operations"] - documented
     assert not missed and not extra, f"never reached: {missed}; not in the document: {extra}"
