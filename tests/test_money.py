@@ -69,7 +69,7 @@ def test_each_gpu_choice_goes_to_its_endpoint_and_an_unmapped_one_is_refused(app
 
     with RunPodStandIn() as runpod:
         app.config["RUNPOD_ENDPOINT_BASE_URL"] = f"{runpod.address}/v2"
-        app.config["PUBLIC_BASE_URL"] = "https://console.example.com"
+        app.config.update(PUBLIC_BASE_URL="https://console.example.com", COMPLETION_WEBHOOK=True)
         for tier, price in (("on_demand", 7.99), ("spot", 2.49)):
             body = client.post("/api/training/jobs", headers=auth, json={
                 "training_file_id": file_id, "gpu": {"type": "H100_PCIE", "pricing": tier}, "start": True}).get_json()
