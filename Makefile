@@ -34,8 +34,11 @@ browser:
 		apt-get update -qq && apt-get install -y -qq chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0; \
 	fi
 
+# Two pytest-xdist workers: the suite mostly waits (on training subprocesses, workers, timers),
+# so two share the two cores well; the live-system tests keep to one worker (tests/conftest.py).
+PYTEST_WORKERS ?= 2
 test: setup browser
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) benchmarks/training_throughput.py

@@ -118,6 +118,40 @@ POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgre
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+def _per_worker(postgres_url: str, redis_url: str, worker: str | None) -> tuple[str, str]:
+    """Under pytest-xdist (``make test`` runs two workers) each worker has a database of its
+    own (``<name>_gw1``, made when missing) and the Redis database after the last one's.
+
+    >>> _per_worker("postgresql+psycopg://u@h:5432/test", "redis://h:6379/3", None)
+    ('postgresql+psycopg://u@h:5432/test', 'redis://h:6379/3')
+    """
+    if not worker:
+        return postgres_url, redis_url
+    n = int(worker.removeprefix("gw"))
+    server, _, name = postgres_url.rpartition("/")
+    own = f"{name}_{worker}"
+    import psycopg
+    with psycopg.connect(server.replace("postgresql+psycopg://", "postgresql://") + "/" + name,
+                         autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (own,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{own}"')
+    redis_server, _, index = redis_url.rpartition("/")
+    return f"{server}/{own}", f"{redis_server}/{(int(index or 0) + n) % 16}"
+
+
+POSTGRES_URL, REDIS_URL = _per_worker(POSTGRES_URL, REDIS_URL, os.environ.get("PYTEST_XDIST_WORKER"))
+
+LIVE = ("faults", "browser")    # tests that run the whole system with its timers: one xdist worker
+
+
+def pytest_collection_modifyitems(items):
+    """The live-system tests (faults, browser) run one after another on one worker (``--dist
+    loadgroup``), so two of them never share the CPU; the rest are spread over the workers."""
+    for item in items:
+        if item.path.parent.name in LIVE:
+            item.add_marker(pytest.mark.xdist_group("live"))
+
+
 def _fresh_schema(app) -> None:
     """Drop everything, then build the schema with the migrations (as production does)."""
     from flask_migrate import upgrade
