@@ -52,13 +52,16 @@ def serve(host, port, threads):
 
 @click.command()
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
-def worker(burst):
+@click.option("--queues", type=click.Choice(["all", "jobs", "notify"]), default="all", show_default=True,
+              help="jobs: dispatch, monitor and the rest; notify: Slack, email and webhooks; all: both, "
+                   "jobs first. In production run one of each, so a slow receiver never holds up a job.")
+def worker(burst, queues):
     """Run an RQ worker for the dispatch and monitor tasks; it also sweeps for lost ones."""
     import control.tasks  # noqa: F401 - imported once here: each forked work horse inherits it
     from control.worker import work_forever      # instead of importing it again (~3 s: openai, scipy)
     app = _app()
     with app.app_context():
-        work_forever(burst=burst)
+        work_forever(burst=burst, queues=queues)
 
 
 @click.group()
@@ -258,7 +261,8 @@ def up(port, endpoint_port, workers):
     subprocess.run(run + ["db", "upgrade"], env=env, check=True)
     children = [
         subprocess.Popen(run + ["endpoint", "--port", str(endpoint_port), "--workers", str(workers)], env=env),
-        subprocess.Popen(run + ["worker"], env=env),
+        subprocess.Popen(run + ["worker", "--queues", "jobs"], env=env),
+        subprocess.Popen(run + ["worker", "--queues", "notify"], env=env),    # Slack, email, webhooks
         subprocess.Popen(run + ["serve", "--port", str(port)], env=env),
     ]
     click.echo(f"BrightRun is up: console http://127.0.0.1:{port}/  ·  API http://127.0.0.1:{port}/api  ·  "

@@ -51,12 +51,18 @@ class SweepingWorker(Worker):
             db.session.remove()
 
 
-def work_forever(burst: bool = False) -> None:
+def queues_for(which: str) -> list:
+    """``jobs``: the jobs' queue; ``notify``: the notify queue (Slack, email, webhooks); ``all``:
+    both, the jobs' first (a worker takes from the first queue that has work)."""
+    return {"jobs": [get_queue()], "notify": [notify_queue()], "all": [get_queue(), notify_queue()]}[which]
+
+
+def work_forever(burst: bool = False, queues: str = "all") -> None:
     """Run a sweeping worker; if it quits on its own (Redis went away mid-call), start another.
     A stop request (SIGTERM, Ctrl-C) ends it."""
     interval = current_app.config["SWEEP_INTERVAL_SECONDS"]
     while True:
-        worker = SweepingWorker([get_queue(), notify_queue()], connection=redis_connection(), sweep_interval=interval)
+        worker = SweepingWorker(queues_for(queues), connection=redis_connection(), sweep_interval=interval)
         try:
             worker.work(burst=burst, with_scheduler=True)
         except Exception:  # noqa: BLE001 - Redis unreachable while registering: wait, then again

@@ -144,8 +144,10 @@ class StopRequested(PipelineError):
     def __init__(self, error_type: ErrorType, message: str, step: int):
         self.error_type = error_type
         self.step = step
-        super().__init__(f"{message}; a checkpoint of step {step} was saved",
-                         fix=f"Continue from the checkpoint of step {step} (Retry, continuing from it)"
+        saved = f"a checkpoint of step {step} was saved" if step else "no checkpoint had been saved yet"
+        super().__init__(f"{message}; {saved}",
+                         fix=(f"Continue from the checkpoint of step {step} (Retry, continuing from it)" if step
+                              else "Start it again (Retry)")
                              + (" with a higher max_cost_usd" if error_type == ErrorType.SPEND_CAP
                                 else " once the budget allows, or ask an admin to override it"))
 

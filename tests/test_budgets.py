@@ -250,9 +250,12 @@ def test_the_csv_adds_up_to_the_dashboard_by_user_and_by_tag(client, auth, boss,
     last_month = utcnow().replace(day=1) - timedelta(days=1)
     _set(old, created_at=last_month)                              # counts in the month it was created
 
-    month = client.get("/api/training/budget/monthly", headers=auth).get_json()
-    assert month["spent_usd"] == pytest.approx(1.23456 + 2.5 + 0.0049 + 0.75, abs=1e-4)
-    r = client.get("/api/training/budget/monthly.csv", headers=auth)
+    mine = client.get("/api/training/budget/monthly", headers=auth).get_json()
+    assert [u["email"] for u in mine["by_user"]] == ["ana@example.com"]     # others' spend: admins only
+    assert client.get("/api/training/budget/monthly.csv", headers=auth).status_code == 403
+    month = client.get("/api/training/budget/monthly", headers=boss).get_json()
+    assert month["spent_usd"] == mine["spent_usd"] == pytest.approx(1.23456 + 2.5 + 0.0049 + 0.75, abs=1e-4)
+    r = client.get("/api/training/budget/monthly.csv", headers=boss)
     assert r.status_code == 200 and r.mimetype == "text/csv"
     assert f"brightrun-spend-{month['month']}.csv" in r.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
@@ -276,16 +279,16 @@ def test_the_csv_adds_up_to_the_dashboard_by_user_and_by_tag(client, auth, boss,
     previous = client.get(f"/api/training/budget/monthly?month={label}", headers=auth).get_json()
     assert previous["spent_usd"] == 99.0 and previous["jobs"] == 1
     rows = list(csv.reader(io.StringIO(client.get(f"/api/training/budget/monthly.csv?month={label}",
-                                                  headers=auth).get_data(as_text=True))))
+                                                  headers=boss).get_data(as_text=True))))
     assert rows[-1][-1] == "99.0" and len(rows) == 3
 
 
 # Each of the refusals below is one request on one app: the cases share the app (its setup
 # is most of a test's time).
-def test_a_month_out_of_range_or_malformed_is_refused_naming_it(client, auth):
+def test_a_month_out_of_range_or_malformed_is_refused_naming_it(client, auth, boss):
     for month in ("2019-12", "2999-01", "2026-13", "march", "2026-3"):
-        for url in ("/api/training/budget/monthly", "/api/training/budget/monthly.csv"):
-            r = client.get(url, headers=auth, query_string={"month": month})
+        for url, who in (("/api/training/budget/monthly", auth), ("/api/training/budget/monthly.csv", boss)):
+            r = client.get(url, headers=who, query_string={"month": month})
             assert r.status_code == 400 and r.get_json()["error"]["field"] == "month", (month, r.get_json())
 
 
@@ -348,11 +351,14 @@ def test_the_budget_page_shows_everyone_the_figures_and_only_admins_the_forms(ap
     page = engineer.get("/budget")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert "$500.00" in html and "monthly.csv" in html and 'id="limit-form"' not in html
+    assert "$500.00" in html and 'id="budget-csv"' not in html and 'id="limit-form"' not in html
+    assert engineer.get("/budget/export.csv").status_code == 403
 
     admin = _console(app, make_person, "chief@example.com", "admin")
     html = admin.get("/budget").get_data(as_text=True)
-    assert 'id="limit-form"' in html and 'id="alerts-form"' in html
+    assert 'id="limit-form"' in html and 'id="alerts-form"' in html and 'id="budget-csv"' in html
+    r = admin.get("/budget/export.csv")
+    assert r.status_code == 200 and r.mimetype == "text/csv" and r.get_data(as_text=True).startswith("id,name,owner")
     r = admin.post("/budget/limit", {"limit_usd": "0"})
     assert r.status_code == 400 and "Limit: Input should be greater than 0" in r.get_data(as_text=True)
     r = admin.post("/budget/limit", {"limit_usd": "750"})

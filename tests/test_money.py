@@ -137,7 +137,7 @@ def test_past_its_cap_a_running_job_is_asked_to_checkpoint_and_stop(job):
     _priced(job, price=3600.0, estimate=10_000.0)
     job.max_cost_usd = 50.0
     db.session.commit()
-    ingest(job, job.current_attempt, _metrics(job, 2, total=100, seconds_a_step=10.0))   # heading for ~$1000
+    ingest(job, job.current_attempt, _metrics(job, 4, total=100, seconds_a_step=10.0))   # heading for ~$1000
     db.session.refresh(job)
     assert job.stop_request["type"] == "spend_cap"
     assert "passed its spend cap of $50.00" in job.stop_request["message"]

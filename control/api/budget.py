@@ -28,10 +28,10 @@ def _month(query: MonthQuery):
 
 @bp.get("/training/budget/monthly")
 @api_doc("The team's budget for a month (?month=YYYY-MM, default this month): limit, spent, committed, "
-         "remaining, forecast, and spend by day, user and tag", query=MonthQuery,
+         "remaining, forecast, and spend by day, user (admins: everyone; others: their own) and tag", query=MonthQuery,
          description=_RULE, responses={200: BudgetMonth})
 def budget_monthly():
-    return jsonify(budgets.monthly(_month(query_args(MonthQuery))))
+    return jsonify(budgets.for_viewer(budgets.monthly(_month(query_args(MonthQuery))), g.user))
 
 
 @bp.put("/training/budget/monthly")
@@ -45,11 +45,13 @@ def set_budget_limit():
 
 
 @bp.get("/training/budget/monthly.csv")
-@api_doc("A month's jobs for accounting (?month=YYYY-MM): id, name, owner, tags, created, status, estimate "
+@api_doc("A month's jobs for accounting (admins; ?month=YYYY-MM): id, name, owner, tags, created, status, estimate "
          "and actual cost, then a total row equal to the month's spent", query=MonthQuery, description=_RULE,
          responses={200: Reply(Media({"text/csv": None}),
-                               headers={"Content-Disposition": "attachment; a file name"})})
+                               headers={"Content-Disposition": "attachment; a file name"}), 403: ErrorOut})
 def budget_monthly_csv():
+    if not g.user.is_admin:
+        raise Forbidden("only admins may export every job's spend (the dashboard shows the totals)")
     month, body = budgets.monthly_csv(_month(query_args(MonthQuery)))
     name = f"brightrun-spend-{month}.csv"
     return Response(body, mimetype="text/csv",

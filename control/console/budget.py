@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from flask import flash, g, redirect, render_template, request, url_for
+from flask import Response, flash, g, redirect, render_template, request, url_for
 from pydantic import ValidationError
 
 from control.console.blueprint import bp
@@ -102,11 +102,11 @@ def _month():
 
 
 def _page(status: int = 200, **forms):
-    figures = budgets.monthly(_month())
+    figures = budgets.for_viewer(budgets.monthly(_month()), g.user)
     settings = budgets.alert_settings()
     rows = settings["alerts"] + [{"percent": "", "channels": []}] * (MAX_THRESHOLDS - len(settings["alerts"]))
     biggest = max((d["spent_usd"] for d in figures["by_day"]), default=0.0)
-    waiting = approvals.awaiting()
+    waiting = [j for j in approvals.awaiting() if g.user.is_admin or j.created_by == g.user.id]
     return render_template("console/budget/page.html", month=figures, settings=settings, alert_rows=rows,
                            day_max=biggest or 1.0, waiting=waiting, owners=budgets.emails_of(
                                {j.created_by for j in waiting}),
@@ -121,6 +121,15 @@ def _admins_only(what: str) -> None:
 @bp.get("/budget")
 def budget_page():
     return _page()
+
+
+@bp.get("/budget/export.csv")
+def budget_csv():
+    """The month's jobs for accounting (admins), as the API's ``monthly.csv``."""
+    _admins_only("export every job's spend")
+    month, body = budgets.monthly_csv(_month())
+    return Response(body, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="brightrun-spend-{month}.csv"'})
 
 
 @bp.post("/budget/limit")

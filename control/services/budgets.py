@@ -135,6 +135,14 @@ def monthly(month: datetime | None = None, now: datetime | None = None) -> dict:
     return figures
 
 
+def for_viewer(figures: dict, viewer: User) -> dict:
+    """The month's figures as ``viewer`` may see them: admins everyone's spend by user,
+    others only their own line (the totals, days and tags are the team's)."""
+    if viewer.is_admin:
+        return figures
+    return {**figures, "by_user": [u for u in figures["by_user"] if u.get("email") == viewer.email]}
+
+
 def monthly_csv(month: datetime | None = None) -> tuple[str, str]:
     """The month (``YYYY-MM``; this month by default) and its jobs for accounting
     (``spending.csv_text``): its total is ``monthly``'s spent."""
@@ -144,15 +152,16 @@ def monthly_csv(month: datetime | None = None) -> tuple[str, str]:
 
 # ---------------------------------------------------------------------- starting a job
 def check_start(job: TrainingJob, by: User | None, override: dict | None) -> None:
-    """Raise ``BudgetExceeded`` if starting ``job`` at its estimate would pass the month's
-    limit (spent + committed + its estimate, of the month it was created in); an admin's
+    """Raise ``BudgetExceeded`` if starting ``job`` at its estimate would pass this month's
+    limit (spent + committed + its estimate, now: a job made last month and started today is
+    checked against today's month); an admin's
     ``override`` ({"reason"}) is recorded on the job instead, and keeps it running past the
     limit. Only admins may override (``Forbidden``). The caller commits, which releases the
     budget's row: two starts at once are checked one after the other."""
     if override is not None:
         _require_admin(by, "override the monthly budget (budget_override)")
     row = team_setting(lock=True)
-    start = spending.month_start(job.created_at or utcnow())
+    start = spending.month_start(utcnow())
     spent, committed = spending.totals(start)
     estimate = spending.dollars(job.cost_estimate or 0.0)
     over = spending.dollars(spent + committed + estimate - row.limit_usd)
@@ -173,7 +182,8 @@ def check_start(job: TrainingJob, by: User | None, override: dict | None) -> Non
 # ---------------------------------------------------------------------- the sweep's turn
 def enforce(now=None) -> dict:
     """The sweep's turn: alert at thresholds crossed (once a month each); at the limit, ask
-    the month's running and queued jobs that no admin overrode to checkpoint and stop.
+    every running and queued job that no admin overrode to checkpoint and stop (one created
+    last month and still running too: the limit is this month's, and it spends now).
     Returns what it did. Commits."""
     now = now or utcnow()
     row = team_setting()
@@ -195,9 +205,7 @@ def enforce(now=None) -> dict:
     if spent >= limit:
         message = (f"the team's monthly budget is reached: ${spent:,.2f} spent in {month} of a "
                    f"${limit:,.2f} limit")
-        jobs = db.session.scalars(select(TrainingJob).where(
-            TrainingJob.created_at >= start, TrainingJob.created_at < spending.next_month(start),
-            TrainingJob.status.in_(STOPPABLE))).all()
+        jobs = db.session.scalars(select(TrainingJob).where(TrainingJob.status.in_(STOPPABLE))).all()
         for job in jobs:
             if job.budget_override or job.stop_request:
                 continue

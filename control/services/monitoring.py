@@ -15,7 +15,7 @@ from flask import current_app
 
 from control.extensions import db
 from control.models import AttemptOutcome, JobAttempt, JobStatus, TrainingJob, utcnow
-from control.services import gpu_endpoint, lifecycle, queue
+from control.services import gpu_endpoint, lifecycle, queue, spend
 from control.services.dispatch import cancel_quietly
 from control.services.ingest import error_from_status, ingest, stored_event_log
 from control.services.recovery import stall_limit_s
@@ -125,6 +125,8 @@ def finish_attempt(job: TrainingJob, attempt: JobAttempt, runpod_status: str, re
         ingest(job, attempt, [err])
         err = err["error"]
     lifecycle.settle_attempt(job, attempt, runpod_status, err)
+    spend.check_final(job)                           # over the estimate, on the billed cost
+    db.session.commit()
 
 
 def record_billed_time(attempt: JobAttempt, reply: dict) -> None:

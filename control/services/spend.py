@@ -26,23 +26,41 @@ OVER_ESTIMATE = 0.20
 CONTROL_SEQ = {"cost_80": 10**12 + 1, "cost_95": 10**12 + 2, "over_estimate": 10**12 + 3, "spend_cap": 10**12 + 4}
 
 
-def _latest_metric(job: TrainingJob) -> MetricPoint | None:
-    return db.session.scalars(db.select(MetricPoint).where(MetricPoint.training_job_id == job.id)
-                              .order_by(MetricPoint.step.desc()).limit(1)).first()
+WARM_UP_STEPS = 3     # the first step (kernels, caches) is slow: no projection from fewer
+
+
+def _points(job: TrainingJob) -> tuple[MetricPoint | None, MetricPoint | None]:
+    """The latest metrics point, and the first one (its step 1, or the first after a resume)."""
+    base = db.select(MetricPoint).where(MetricPoint.training_job_id == job.id, MetricPoint.elapsed_seconds.is_not(None))
+    latest = db.session.scalars(base.order_by(MetricPoint.step.desc()).limit(1)).first()
+    first = db.session.scalars(base.order_by(MetricPoint.step.asc()).limit(1)).first()
+    return latest, first
 
 
 def project(job: TrainingJob) -> float | None:
-    """The job's projected final cost from its latest measured step (None before one)."""
-    point = _latest_metric(job)
-    if point is None:
+    """The job's projected final cost at the time a step measured after the first (which
+    includes the warm-up); None before ``WARM_UP_STEPS`` steps."""
+    latest, first = _points(job)
+    if latest is None or first is None or latest.step - first.step < WARM_UP_STEPS - 1:
         return None
+    per_step = max(0.0, latest.elapsed_seconds - first.elapsed_seconds) / (latest.step - first.step)
     price = job.configuration.get("gpu", {}).get("price_per_hour", 0.0)
     estimate = job.configuration.get("estimate") or {}
-    tps = point.tokens_per_second or estimate.get("tokens_per_second") or 0
+    tps = latest.tokens_per_second or estimate.get("tokens_per_second") or 0
     eval_s = (estimate.get("evaluation_tokens", 0) / (tps * cost.EVAL_SPEEDUP)) if tps else 0.0
-    return cost.projected_cost(cost_so_far=job.actual_cost or 0.0, step=point.step,
-                               total_steps=job.total_steps, training_seconds=point.elapsed_seconds,
+    return cost.projected_cost(cost_so_far=job.actual_cost or 0.0, step=latest.step,
+                               total_steps=job.total_steps, training_seconds=per_step * latest.step,
                                price_per_hour=price, evaluation_seconds=eval_s)
+
+
+def check_final(job: TrainingJob) -> None:
+    """Once a job has ended and its billed time is in: the over-estimate alert on what it
+    actually cost. The caller commits."""
+    estimate, spent = job.cost_estimate or 0.0, job.actual_cost or 0.0
+    if job.status == JobStatus.COMPLETED and estimate > 0 and spent > estimate * (1 + OVER_ESTIMATE):
+        _alert(job, "over_estimate", "job.over_estimate",
+               f"the job cost ${spent:.2f}, {spent / estimate - 1:.0%} over its estimate of ${estimate:.2f}",
+               projected_usd=spent)
 
 
 def check(job: TrainingJob) -> None:

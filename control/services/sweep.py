@@ -8,6 +8,7 @@ nothing, and a training file is validated by one task at a time.
 """
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from flask import current_app
@@ -19,6 +20,8 @@ from control.services import budgets, digests, lifecycle, notices, queue, traini
 from control.services.recovery import sweep_quiet_s
 from shared.errors import ErrorType
 from shared.failures import of_kind
+
+log = logging.getLogger(__name__)
 
 
 def sweep(now=None) -> dict:
@@ -68,9 +71,20 @@ def sweep(now=None) -> dict:
         training_files.enqueue_validation(file_id)
     # Telling people: notices not fanned out, messages and webhooks whose task was lost; the
     # budget's thresholds and hard limit; the daily digests when their hour has come.
-    told = notices.pending_work(now, quiet.total_seconds())
-    money = budgets.enforce(now)
-    made = digests.schedule(now)
+    told = _isolated(lambda: notices.pending_work(now, quiet.total_seconds()), {})
+    money = _isolated(lambda: budgets.enforce(now), {})
+    made = _isolated(lambda: digests.schedule(now), 0)
     return {"monitors": len(orphans), "dispatches": redispatched, "cancels": cancels,
             "unsubmitted": len(unsubmitted), "validations": len(validations), **told,
             **{f"budget_{k}": v for k, v in money.items() if k != "month"}, "digests": made}
+
+
+def _isolated(step, otherwise):
+    """One of the sweep's later steps: a failure (Redis or storage down, say) is logged and
+    rolled back, and the next step still runs."""
+    try:
+        return step()
+    except Exception:  # noqa: BLE001 - the next sweep tries again
+        log.exception("sweep step failed")
+        db.session.rollback()
+        return otherwise

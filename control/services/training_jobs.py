@@ -105,7 +105,7 @@ def create(user: User, req: CreateJob, *, keep_rubric: bool = False) -> Training
         override = req.budget_override.model_dump() if req.budget_override else None
         try:
             admission.start(job, by=user, budget_override=override)
-        except (QuotaExceeded, BudgetExceeded):  # refused: nothing is kept
+        except (QuotaExceeded, BudgetExceeded, Forbidden):  # refused (an override not an admin's): nothing is kept
             db.session.rollback()
             db.session.delete(job)
             db.session.commit()
