@@ -105,6 +105,9 @@ BEYOND_THE_SCHEMA = {
     "GET /api/training/cost-estimate": ["400"],
     "POST /api/training-files": ["400", "422"],    # a format of the other purpose
     "POST /api/base-models": ["400"],
+    "GET /api/training/budget/monthly": ["400"],      # a month before 2020 or after this one
+    "GET /api/training/budget/monthly.csv": ["400"],
+    "POST /api/webhooks": ["400"],                     # a private address, credentials in the URL
 }
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 
@@ -129,6 +132,8 @@ def config(base: str, ids: dict) -> SchemathesisConfig:
             on(f"POST {job}/cancel", **{"path.job_id": ids["pending"]}),
             on(f"POST {job}/checkpoint", **{"path.job_id": ids["pending"]}),
             *(beyond(name, statuses) for name, statuses in BEYOND_THE_SCHEMA.items()),
+            # Revoking every share link keeps them listed, as revoked (their views stay countable).
+            {"include-name": f"DELETE {job}/share", "checks": {"use_after_free": {"enabled": False}}},
         ],
     })
 
@@ -182,8 +187,10 @@ def test_fuzzing_every_operation_finds_no_server_error_and_no_answer_off_its_sch
           f"requests by phase {result['phases']}, stopped: {result['stop']}")
     # The stateful phase fills path parameters without their schema's pattern (which excludes
     # control characters): the app's 400 naming the parameter is what a client should get.
+    # And revoking every share link (DELETE .../share) keeps them listed, as revoked, by design.
     unique = sorted({f for f in result["failures"] if not (
-        "[positive_data_acceptance]" in f and "must not contain control characters" in f)})
+        ("[positive_data_acceptance]" in f and "must not contain control characters" in f)
+        or ("[use_after_free]" in f and f.split(" -> ")[0].rstrip().endswith("/share")))})
     assert not unique, f"{len(unique)} distinct failures:\n" + "\n".join(unique[:40])
     missed, extra = documented - result["operations"], result["operations"] - documented
     assert not missed and not extra, f"never reached: {missed}; not in the document: {extra}"

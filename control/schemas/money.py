@@ -85,7 +85,8 @@ def _month(value: str) -> str:
 class MonthQuery(_Strict):
     model_config = ConfigDict(extra="forbid")   # query strings are text
     month: Annotated[Text(7) | None, Field(description=(
-        "YYYY-MM (UTC), from 2020-01 to this month; unset: this month"))] = None
+        "YYYY-MM (UTC), from 2020-01 to this month; unset: this month"),
+        json_schema_extra={"pattern": "^[0-9]{4}-[0-9]{2}$"})] = None
 
     @field_validator("month")
     @classmethod

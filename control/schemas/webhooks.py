@@ -17,7 +17,8 @@ class CreateWebhook(_Strict):
 
     url: Annotated[Text(2048, min_length=1), Field(description=(
         "http or https, no credentials in it, at most 2,048 characters; a public host unless "
-        "the platform allows private ones (WEBHOOK_ALLOW_PRIVATE_URLS)"))]
+        "the platform allows private ones (WEBHOOK_ALLOW_PRIVATE_URLS)"),
+        json_schema_extra={"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#@]+"})]
     events: Annotated[list[WebhookEvent], Field(min_length=1, max_length=len(WEBHOOK_EVENTS), description=(
         "the events sent there: " + ", ".join(WEBHOOK_EVENTS) + "; unset: all"))] | None = None
     description: Text(200) | None = None

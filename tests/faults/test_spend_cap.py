@@ -27,9 +27,13 @@ def _wait_final(http, job_id, timeout_s=240) -> dict:
 
 def test_a_spend_cap_stops_the_job_at_a_checkpoint_and_a_retry_continues_with_a_new_cap(
         live_system, make_user, small_sample, tiny_model_dir):
-    live_system.app.config["GPU_PRICES"] = {"LOCAL_CPU": {"spot_per_hour": 360.0}}   # $0.10 a second
+    # $0.10 a second; no approval to wait for, and a budget the tiny model's estimate fits in.
+    live_system.app.config.update(GPU_PRICES={"LOCAL_CPU": {"spot_per_hour": 360.0}}, APPROVAL_THRESHOLD_USD=1e9)
     _, auth = make_user()
+    _, admin = make_user("boss@example.com", "admin")
     http = httpx.Client(base_url=f"{live_system.url}/api", headers=auth, timeout=30)
+    boss = httpx.Client(base_url=f"{live_system.url}/api", headers=admin, timeout=30)
+    assert boss.put("/training/budget/monthly", json={"limit_usd": 900_000}).status_code == 200
     file_id = http.post("/training-files?wait=true", files={"file": ("s.json", small_sample, "application/json")}).json()["id"]
     body = {"training_file_id": file_id, "preset": "balanced", "base_model": tiny_model_dir, "method": "lora",
             "gpu": {"type": "LOCAL_CPU", "pricing": "spot"}, "start": True, "max_cost_usd": 1.5,
