@@ -8,7 +8,7 @@
 - The team's Slack (the incoming webhook ``SLACK_WEBHOOK_URL``, else the bot's
   ``SLACK_CHANNEL``): a job's completion, failure and wait for approval, and a budget
   threshold whose channels include Slack.
-- A digest: its user, by email, and on Slack if their channels include it.
+- A digest: its user, on their channels (email when they chose none).
 
 Deactivated users hear nothing. ``ready`` says whether the channel's provider is
 configured: without one the message is still made, as ``kept``, so the outbox shows what
@@ -107,7 +107,7 @@ def destinations(notice: Notice, cfg) -> list[Destination]:
     if notice.kind == "digest":
         if user is not None:
             prefs = preferences.of(user.id)
-            for d in personal(user, prefs, cfg, ["email", *(["slack"] if "slack" in prefs.channels else [])]):
+            for d in personal(user, prefs, cfg, list(prefs.channels) or ["email"]):   # their channels
                 add(d)
         return list(found.values())
     if user is not None:
