@@ -7,6 +7,7 @@ from flask import current_app
 
 from control.console.blueprint import bp
 from control.models import JobStatus
+from control.services.formatting import minutes, money, seconds
 
 STATUS_TONE = {JobStatus.COMPLETED: "ok", JobStatus.FAILED: "bad", JobStatus.CANCELLED: "muted",
                JobStatus.CANCEL_REQUESTED: "warn", JobStatus.RECOVERING: "warn", JobStatus.STALLED: "warn",
@@ -14,46 +15,10 @@ STATUS_TONE = {JobStatus.COMPLETED: "ok", JobStatus.FAILED: "bad", JobStatus.CAN
                JobStatus.PROVISIONING: "info"}
 
 
-@bp.app_template_filter("money")
-def money(value) -> str:
-    """
-    >>> money(3.5), money(0.00421), money(None), money(1234.5)
-    ('$3.50', '$0.0042', '—', '$1,234.50')
-    """
-    if value is None:
-        return "—"
-    value = float(value)
-    if 0 < abs(value) < 0.01:
-        return f"${value:.4f}"
-    return f"${value:,.2f}"
-
-
-@bp.app_template_filter("minutes")
-def minutes(value) -> str:
-    """A duration given in minutes, as a person reads it.
-
-    >>> minutes(0.4), minutes(12.25), minutes(135), minutes(None)
-    ('24 s', '12 min 15 s', '2 h 15 min', '—')
-    """
-    if value is None:
-        return "—"
-    return seconds(float(value) * 60)
-
-
-@bp.app_template_filter("seconds")
-def seconds(value) -> str:
-    """
-    >>> seconds(5.2), seconds(75), seconds(3600 * 26)
-    ('5 s', '1 min 15 s', '26 h 0 min')
-    """
-    if value is None:
-        return "—"
-    s = int(round(float(value)))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60} s"
-    return f"{s // 3600} h {s % 3600 // 60} min"
+# Money and durations are said the same way in the console and in messages (services/formatting.py).
+bp.app_template_filter("money")(money)
+bp.app_template_filter("minutes")(minutes)
+bp.app_template_filter("seconds")(seconds)
 
 
 @bp.app_template_filter("when")

@@ -34,8 +34,7 @@ def request_stop(job: TrainingJob, error_type: ErrorType, message: str) -> str:
     if attempt is None or attempt.ended_at is not None:
         # Nothing runs: fail it, unless a dispatch claims it meanwhile (of the two, one wins).
         won = db.session.execute(update(TrainingJob).where(
-            TrainingJob.id == job.id, TrainingJob.status.in_(JobStatus.WAITING_FOR_DISPATCH | {JobStatus.PENDING,
-                                                                                             JobStatus.AWAITING_APPROVAL}))
+            TrainingJob.id == job.id, TrainingJob.status.in_(JobStatus.WAITING_FOR_DISPATCH))
             .values(status=JobStatus.FAILED, updated_at=utcnow())).rowcount
         db.session.refresh(job)
         if won:

@@ -25,9 +25,9 @@ def _wait_final(http, job_id, timeout_s=240) -> dict:
         time.sleep(0.3)
 
 
-def test_a_spend_cap_stops_the_job_at_a_checkpoint_and_a_retry_continues_with_a_new_cap(
-        live_system, make_user, small_sample, tiny_model_dir):
-    # $0.10 a second; no approval to wait for, and a budget the tiny model's estimate fits in.
+def _priced_system(live_system, make_user, small_sample, tiny_model_dir):
+    """The local CPU worker at $0.10 a second, no approval to wait for, a budget the tiny
+    model's estimate fits in, a user's and an admin's API clients, and a 400-step job's body."""
     live_system.app.config.update(GPU_PRICES={"LOCAL_CPU": {"spot_per_hour": 360.0}}, APPROVAL_THRESHOLD_USD=1e9)
     _, auth = make_user()
     _, admin = make_user("boss@example.com", "admin")
@@ -36,10 +36,15 @@ def test_a_spend_cap_stops_the_job_at_a_checkpoint_and_a_retry_continues_with_a_
     assert boss.put("/training/budget/monthly", json={"limit_usd": 900_000}).status_code == 200
     file_id = http.post("/training-files?wait=true", files={"file": ("s.json", small_sample, "application/json")}).json()["id"]
     body = {"training_file_id": file_id, "preset": "balanced", "base_model": tiny_model_dir, "method": "lora",
-            "gpu": {"type": "LOCAL_CPU", "pricing": "spot"}, "start": True, "max_cost_usd": 1.5,
-            "hyperparameters": {**SETTINGS, "num_epochs": 50, "max_steps": 400, "checkpoint_every_steps": 1000},
-            "evaluation": {"size": "perplexity"}}
-    r = http.post("/training/jobs", json=body)
+            "gpu": {"type": "LOCAL_CPU", "pricing": "spot"}, "start": True, "evaluation": {"size": "perplexity"},
+            "hyperparameters": {**SETTINGS, "num_epochs": 50, "max_steps": 400, "checkpoint_every_steps": 1000}}
+    return http, boss, body
+
+
+def test_a_spend_cap_stops_the_job_at_a_checkpoint_and_a_retry_continues_with_a_new_cap(
+        live_system, make_user, small_sample, tiny_model_dir):
+    http, _, body = _priced_system(live_system, make_user, small_sample, tiny_model_dir)
+    r = http.post("/training/jobs", json={**body, "max_cost_usd": 1.5})
     assert r.status_code == 201, r.text
     first = r.json()
     assert first["max_cost_usd"] == 1.5 and first["configuration"]["gpu"]["price_per_hour"] == 360.0
@@ -67,17 +72,8 @@ def test_a_spend_cap_stops_the_job_at_a_checkpoint_and_a_retry_continues_with_a_
 
 def test_a_running_job_stops_at_a_checkpoint_when_the_months_budget_is_reached(
         live_system, make_user, small_sample, tiny_model_dir):
-    live_system.app.config.update(GPU_PRICES={"LOCAL_CPU": {"spot_per_hour": 360.0}}, APPROVAL_THRESHOLD_USD=1e9)
-    _, auth = make_user()
-    _, admin = make_user("boss@example.com", "admin")
-    http = httpx.Client(base_url=f"{live_system.url}/api", headers=auth, timeout=30)
-    boss = httpx.Client(base_url=f"{live_system.url}/api", headers=admin, timeout=30)
-    assert boss.put("/training/budget/monthly", json={"limit_usd": 900_000}).status_code == 200
-    file_id = http.post("/training-files?wait=true", files={"file": ("s.json", small_sample, "application/json")}).json()["id"]
-    r = http.post("/training/jobs", json={
-        "training_file_id": file_id, "preset": "balanced", "base_model": tiny_model_dir, "method": "lora",
-        "gpu": {"type": "LOCAL_CPU", "pricing": "spot"}, "start": True, "evaluation": {"size": "perplexity"},
-        "hyperparameters": {**SETTINGS, "num_epochs": 50, "max_steps": 400, "checkpoint_every_steps": 1000}})
+    http, boss, body = _priced_system(live_system, make_user, small_sample, tiny_model_dir)
+    r = http.post("/training/jobs", json=body)
     assert r.status_code == 201, r.text
     job_id = r.json()["id"]
     deadline = time.monotonic() + 120

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from control.services.formatting import money
+
 #: A message's tone: its Slack emoji and its email's accent colour.
 TONES = {"good": ":white_check_mark:", "bad": ":x:", "warn": ":warning:", "info": ":information_source:"}
 
@@ -59,35 +61,6 @@ class Message:
         if self.footer:
             parts.append(self.footer)
         return "\n\n".join(parts)
-
-
-def money(value) -> str:
-    """
-    >>> money(3.5), money(0.00421), money(None), money(1234.5), money(0)
-    ('$3.50', '$0.0042', '—', '$1,234.50', '$0.00')
-    """
-    if value is None:
-        return "—"
-    value = float(value)
-    if 0 < abs(value) < 0.01:
-        return f"${value:.4f}"
-    return f"${value:,.2f}"
-
-
-def duration(minutes) -> str:
-    """A duration given in minutes, as a person reads it.
-
-    >>> duration(0.4), duration(12.25), duration(135), duration(None)
-    ('24 s', '12 min 15 s', '2 h 15 min', '—')
-    """
-    if minutes is None:
-        return "—"
-    s = int(round(float(minutes) * 60))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60} s"
-    return f"{s // 3600} h {s % 3600 // 60} min"
 
 
 def percent(value, digits: int = 1) -> str:

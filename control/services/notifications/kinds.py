@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from control.services.notifications.content import (Message, cost_against_estimate, duration, figure, figures,
-                                                    interruptions, money, percent)
+from control.services.formatting import minutes, money
+from control.services.notifications.content import (Message, cost_against_estimate, figure, figures, interruptions,
+                                                    percent)
 from shared.evaluation.targets import FORGETTING_RETENTION_PCT, PERPLEXITY_IMPROVEMENT_PCT
 
 
@@ -43,7 +44,7 @@ def measure_fields(job: dict) -> list[tuple[str, str]]:
 
 
 def job_fields(job: dict) -> list[tuple[str, str]]:
-    return [("Status", job["status"].replace("_", " ")), ("Duration", duration(job.get("duration_min"))),
+    return [("Status", job["status"].replace("_", " ")), ("Duration", minutes(job.get("duration_min"))),
             ("Cost", cost_against_estimate(job.get("cost_usd"), job.get("estimate_usd"))),
             ("Interruptions", interruptions(job.get("interruptions"))), *measure_fields(job)]
 
@@ -77,7 +78,7 @@ def completed(facts):
     gain = (f" Held-out perplexity is {percent(job['perplexity_pct'])} better."
             if job.get("perplexity_pct") is not None else "")
     return job_message(facts, f"Job “{job['name']}” completed",
-                       f"“{job['name']}” completed in {duration(job.get('duration_min'))}, costing "
+                       f"“{job['name']}” completed in {minutes(job.get('duration_min'))}, costing "
                        f"{money(job.get('cost_usd'))}.{gain}", "good")
 
 
@@ -86,7 +87,7 @@ def failed(facts):
     error = job.get("error") or {}
     kind = (error.get("type") or "error").replace("_", " ")
     return job_message(facts, f"Job “{job['name']}” failed: {kind}",
-                       f"“{job['name']}” failed after {duration(job.get('duration_min'))}: "
+                       f"“{job['name']}” failed after {minutes(job.get('duration_min'))}: "
                        f"{error.get('message') or 'no message'}", "bad",
                        notes=(("Cause", error.get("cause")), ("Fix", error.get("fix"))))
 
@@ -94,14 +95,14 @@ def failed(facts):
 def cancelled(facts):
     job = facts["job"]
     return job_message(facts, f"Job “{job['name']}” was cancelled",
-                       f"“{job['name']}” was cancelled after {duration(job.get('duration_min'))}; "
+                       f"“{job['name']}” was cancelled after {minutes(job.get('duration_min'))}; "
                        f"it cost {money(job.get('cost_usd'))}.", "info", report=False)
 
 
 def stalled(facts):
     job, p = facts["job"], facts["payload"]
     silent = first(p, "silent_seconds")
-    since = f" for {duration(silent / 60)}" if silent is not None else ""
+    since = f" for {minutes(silent / 60)}" if silent is not None else ""
     return job_message(facts, f"Job “{job['name']}” has stalled",
                        f"No progress from “{job['name']}”{since}. If its worker is lost, a new attempt "
                        "resumes from the last checkpoint; you can also cancel it.", "warn", report=False)
