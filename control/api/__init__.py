@@ -1,9 +1,9 @@
 """The JSON API blueprint: ``/api/training-files``, ``/api/training/...``, ``/api/openapi.json``."""
 from flask import jsonify
 
-from control.api import (base_models, budget, completion_webhook, costs, delivery, downloads,  # noqa: F401
-                         errors, evaluations, job_records, notifications, openapi, rate_limit, reviews,
-                         rubrics, tokens, training_files, training_jobs, webhooks)
+from control.api import (audit, base_models, budget, compare, completion_webhook, costs, delivery,  # noqa: F401
+                         downloads, errors, evaluations, job_records, notifications, openapi, rate_limit,
+                         reviews, rubrics, templates, tokens, training_files, training_jobs, users, webhooks)
 from control.api.blueprint import bp
 from control.services.exceptions import BudgetExceeded, Conflict, Forbidden, JobStateError, NotFound, QuotaExceeded
 from shared.errors import ConfigError, DatasetError, PipelineError

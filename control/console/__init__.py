@@ -13,9 +13,9 @@ and ``rubrics.py`` (brand-voice rubrics per client). The live parts poll small J
 the same modules; the JavaScript is ``static/console.js`` and the charts are Chart.js, served
 from ``static/vendor/``.
 """
-from control.console import (account, auth, budget, delivery, errors, evaluation, filters,  # noqa: F401 (routes)
-                             job_detail, job_list, new_job, notifications, reviews, rubrics, tokens,
-                             training_files, webhooks)
+from control.console import (account, audit, auth, budget, compare, delivery, errors, evaluation,  # noqa: F401
+                             filters, job_detail, job_list, new_job, notifications, reviews, rubrics, team,
+                             templates, tokens, training_files, users, webhooks)
 from control.console.blueprint import bp
 
 __all__ = ["bp"]

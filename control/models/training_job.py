@@ -56,6 +56,10 @@ class TrainingJob(db.Model):
     stalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     checkpoint_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     retried_from_id: Mapped[str | None] = mapped_column(String(32))
+    template_id: Mapped[str | None] = mapped_column(String(32), index=True)   # the template it started from
+    # The newest evaluation's perplexity gain (%, + is better), kept here so the list sorts,
+    # filters and trends by it in SQL; written when an evaluation's summary is stored.
+    perplexity_gain_pct: Mapped[float | None] = mapped_column(Float)
     rubric_id: Mapped[str | None] = mapped_column(ForeignKey("rubrics.id"))   # null: the documents' rubric
     delivery_status: Mapped[str | None] = mapped_column(String(16), index=True)  # the newest decision
     # Money (control/services/budgets.py, spend.py, approvals.py).
@@ -120,7 +124,9 @@ class TrainingJob(db.Model):
             "error_user": self.error_user, "error_adjustment": self.error_adjustment,
             "stalled_at": iso(self.stalled_at),
             "checkpoint_requested_at": iso(self.checkpoint_requested_at),
-            "retried_from_id": self.retried_from_id, "retry_count": self.retry_count,
+            "retried_from_id": self.retried_from_id, "template_id": self.template_id,
+            "perplexity_gain_pct": self.perplexity_gain_pct,
+            "retry_count": self.retry_count,
             "rubric_id": self.rubric_id, "delivery_status": self.delivery_status,
             "max_cost_usd": self.max_cost_usd, "projected_cost_usd": self.projected_cost_usd,
             "cost_alerts": list(self.cost_alerts or []), "budget_override": self.budget_override,

@@ -115,3 +115,23 @@ class ConsoleSession(db.Model):
     def is_valid(self, now: datetime | None = None) -> bool:
         now = now or utcnow()
         return self.revoked_at is None and self.expires_at > now and self.user.is_active
+
+
+class PasswordLink(db.Model):
+    """A one-time link to set a password, made by an admin for a new user (or one who forgot);
+    only its sha256 is stored, it works once, and it expires."""
+
+    __tablename__ = "password_links"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("pwl"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def is_valid(self, now: datetime | None = None) -> bool:
+        now = now or utcnow()
+        return self.used_at is None and self.revoked_at is None and self.expires_at > now
