@@ -14,9 +14,11 @@ What it does, in order:
 3. Latency (p50/p95/p99, ms) of the read routes, through the real Flask app (its test
    client, so no HTTP server or socket: a WSGI server adds its own overhead) with a bearer
    token, as the owner of most jobs: job detail, job list (pages of 50, with and without a
-   status filter), metrics (10,000 points thinned to the default ``max_points=1000``, and
-   the incremental ``since_step``). Also how many SQL statements each request runs, and
-   ``EXPLAIN (ANALYZE, BUFFERS)`` of the slowest statement of the slowest route.
+   status filter; and as one CSV file of all the owner's jobs), metrics (10,000 points
+   thinned to the default ``max_points=1000``, and the incremental ``since_step``), and a
+   comparison of 4 runs (``/compare?ids=``: their curves and figures side by side). Also how
+   many SQL statements each request runs, and ``EXPLAIN (ANALYZE, BUFFERS)`` of the slowest
+   statement of the slowest route.
 4. Ingestion rate through ``control.services.ingest.ingest`` on fresh jobs: batches of
    ``--batch`` metric events (as one monitor poll brings), each batch in its own session as
    the ``monitor`` task does; then the same batches again (duplicates: stored once, which
@@ -119,6 +121,8 @@ def make_app(args):
         "STORAGE_ENV": {"STORAGE_BACKEND": "local",
                         "STORAGE_LOCAL_ROOT": os.path.join(os.environ["BRIGHTRUN_DATA_DIR"], "storage")},
         "MONITOR_INTERVAL_SECONDS": args.poll_interval,
+        # The timed requests come faster than a token may send them (API_RATE_LIMIT).
+        "API_RATE_LIMIT": "1000000 per minute",
     })
 
 
@@ -365,10 +369,14 @@ def measure_routes(app, args, headers: dict, owner_jobs: list[str], owner_comple
          lambda: f"/api/training/jobs?per_page=50&page={rng.randint(1, pages)}"),
         ("GET job list, status filter", f"?status=completed&per_page=50&page=1..{done_pages}",
          lambda: f"/api/training/jobs?status=completed&per_page=50&page={rng.randint(1, done_pages)}"),
+        ("GET job list as CSV", f"?format=csv (all {len(owner_jobs):,} of the owner's jobs, one file)",
+         lambda: "/api/training/jobs?format=csv"),
         ("GET metrics", f"/<random job>/metrics ({args.points:,} pts, max_points=1000)",
          lambda: f"/api/training/jobs/{rng.choice(owner_jobs)}/metrics"),
         ("GET metrics, incremental", f"/<random job>/metrics?since_step={since}",
          lambda: f"/api/training/jobs/{rng.choice(owner_jobs)}/metrics?since_step={since}"),
+        ("GET compare, 4 runs", f"/compare?ids=<4 random jobs> ({args.points:,} pts each, curves thinned to 400)",
+         lambda: "/api/training/jobs/compare?ids=" + ",".join(rng.sample(owner_jobs, 4))),
     ]
     results = []
     with app.app_context():
@@ -515,7 +523,7 @@ FEED: dict[str, list] = {}   # runpod job id -> prepared batches; forked work ho
 FEED_KEY = "loadcheck:feed:"
 
 
-def fake_stream(runpod_job_id: str) -> tuple[str, list]:
+def fake_stream(runpod_job_id: str, endpoint_id: str | None = None) -> tuple[str, list]:
     """Stands in for ``gpu_endpoint.stream``. A read returns the batch whose index the caller
     armed under ``FEED_KEY + runpod_job_id`` (in Redis, so forked work horses see it) and
     disarms it: a read nobody armed (an immediate re-read, if ``monitor`` makes one) returns

@@ -108,6 +108,10 @@ BEYOND_THE_SCHEMA = {
     "GET /api/training/budget/monthly": ["400"],      # a month before 2020 or after this one
     "GET /api/training/budget/monthly.csv": ["400"],
     "POST /api/webhooks": ["400"],                     # a private address, credentials in the URL
+    "GET /api/training/jobs": ["400"],                 # a cost or duration range's upper end below its lower
+    "POST /api/training/templates": ["400"],           # a base model or GPU this deployment lacks
+    "GET /api/training/jobs/compare": ["400"],         # a duplicate id
+    "GET /api/training/jobs/compare.pdf": ["400"],
 }
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 

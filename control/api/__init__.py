@@ -2,8 +2,9 @@
 from flask import jsonify
 
 from control.api import (audit, base_models, budget, compare, completion_webhook, costs, delivery,  # noqa: F401
-                         downloads, errors, evaluations, job_records, notifications, openapi, rate_limit,
-                         reviews, rubrics, templates, tokens, training_files, training_jobs, users, webhooks)
+                         downloads, errors, evaluations, job_records, notifications, openapi, options, rate_limit,
+                         reviews, rubrics, templates, tokens, training_files, training_jobs, trends, users,
+                         webhooks)
 from control.api.blueprint import bp
 from control.services.exceptions import BudgetExceeded, Conflict, Forbidden, JobStateError, NotFound, QuotaExceeded
 from shared.errors import ConfigError, DatasetError, PipelineError

@@ -61,10 +61,10 @@ def create_share_link(job_id):
 @api_doc("Revoke every active share link of the job: they answer 410 from now on",
          responses={200: ShareLinkList, 404: ErrorOut})
 def revoke_share_links(job_id):
-    return jsonify(data=[link.to_dict() for link in share_links.revoke(visible_job(g.user, job_id))])
+    return jsonify(data=[link.to_dict() for link in share_links.revoke(visible_job(g.user, job_id), by=g.user)])
 
 
 @bp.delete("/training/jobs/<job_id>/share/<link_id>")
 @api_doc("Revoke one share link", responses={200: ShareLinkList, 404: ErrorOut})
 def revoke_share_link(job_id, link_id):
-    return jsonify(data=[link.to_dict() for link in share_links.revoke(visible_job(g.user, job_id), link_id)])
+    return jsonify(data=[link.to_dict() for link in share_links.revoke(visible_job(g.user, job_id), link_id, by=g.user)])

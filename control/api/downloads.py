@@ -45,12 +45,12 @@ from control.services.storage import get_storage
 def download(job_id, kind):
     job = visible_job(g.user, job_id)
     if kind == "adapters":
-        return _link_answer(downloads.adapter_link(job))
+        return _link_answer(downloads.adapter_link(job, by=g.user))
     if kind == "metrics":
         fmt = request.args.get("format", "csv")
         if fmt not in downloads.METRICS_FORMATS:
             raise ApiError(400, "invalid_request", f"unknown format {fmt!r}: expected csv or json", "format")
-        body, mimetype, name = downloads.metrics_export(job, fmt)
+        body, mimetype, name = downloads.metrics_export(job, fmt, by=g.user)
         return Response(body, mimetype=mimetype,
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
     if kind == "validation-report":
@@ -59,13 +59,15 @@ def download(job_id, kind):
         if q.format == "json":
             if not art.summary_path:
                 raise ApiError(404, "not_available", f"job {job.id} has no evaluation summary")
+            downloads.record_download(job, g.user, "evaluation_summary")
             return Response(get_storage().get_bytes(art.summary_path), mimetype="application/json", headers={
                 "Content-Disposition": f'attachment; filename="{job.id}-summary.json"'})
         row, pdf = report_versions.pdf_of(job, q.version)
+        downloads.record_download(job, g.user, "validation_report")
         return Response(pdf, mimetype="application/pdf", headers={
             "Content-Disposition": f'attachment; filename="{job.id}-validation-report-v{row.version}.pdf"'})
     if kind == "deployment-package":
-        return _link_answer(downloads.package_link(job))
+        return _link_answer(downloads.package_link(job, by=g.user))
     raise ApiError(404, "not_found", f"unknown download {kind!r}: expected adapters, metrics, "
                    "validation-report or deployment-package")
 

@@ -5,11 +5,14 @@ from flask import g, jsonify
 
 from control.api.blueprint import bp
 from control.api.documentation import Reply, api_doc
+from control.api.job_edits import edit_request
+from control.api.job_export import LIST_REPLY, csv_reply
 from control.api.requests import json_body, query_args
-from control.responses import (CheckpointList, ErrorOut, JobDetail, JobListPage, RetryResult,
+from control.responses import (CheckpointList, ErrorOut, JobDetail, RetryResult,
                                SupportBundle)
 from control.schemas import CreateJob, JobListQuery, RetryJob, StartJob
-from control.services import admission, checkpoints, lifecycle, retries, training_jobs
+from control.schemas.templates import EditJob
+from control.services import admission, checkpoints, job_edits, lifecycle, retries, training_jobs
 from control.services.access import visible_job
 from control.services.job_records import support_bundle as bundle_of
 
@@ -31,14 +34,17 @@ def create_job():
 
 
 @bp.get("/training/jobs")
-@api_doc("Your jobs, paginated; filter by status, creator, date, preset, tag, text, delivery; sort; "
-         "for_review (reviewers): every user's completed jobs waiting for a decision",
-         query=JobListQuery, responses={200: JobListPage, 403: ErrorOut})
+@api_doc("Your jobs, paginated; filter by status, creator, date, preset, tag, text, delivery, dataset, cost "
+         "and duration ranges; sort; format=csv: every matching job as CSV; for_review (reviewers): every "
+         "user's completed jobs waiting for a decision",
+         query=JobListQuery, responses={200: LIST_REPLY, 403: ErrorOut})
 def list_jobs():
     query = query_args(JobListQuery)
+    if query.format == "csv":
+        return csv_reply(g.user, query)
     rows, total = training_jobs.list_jobs(g.user, query)
     return jsonify(data=[j.to_dict() for j in rows], page=query.page, per_page=query.per_page,
-                   total=total)
+                   total=total), 200, {"X-Total-Count": str(total)}
 
 
 @bp.get("/training/jobs/<job_id>")
@@ -46,6 +52,16 @@ def list_jobs():
          responses={200: JobDetail})
 def get_job(job_id):
     return jsonify(_detail(visible_job(g.user, job_id)))
+
+
+@bp.patch("/training/jobs/<job_id>")
+@api_doc("Change a job's name, description, notes or tags (the fields given; null clears a description "
+         "or notes); any other field is refused with not_editable, naming it",
+         body=EditJob, responses={200: JobDetail, 400: ErrorOut})
+def edit_job(job_id):
+    job = visible_job(g.user, job_id)
+    job_edits.edit(g.user, job, edit_request())
+    return jsonify(_detail(job))
 
 
 @bp.post("/training/jobs/<job_id>/start")
@@ -62,14 +78,14 @@ def start_job(job_id):
 @bp.post("/training/jobs/<job_id>/cancel")
 @api_doc("Cancel a job; no further cost accrues", responses={202: JobDetail, 409: ErrorOut})
 def cancel_job(job_id):
-    return jsonify(_detail(lifecycle.request_cancel(visible_job(g.user, job_id), by=g.user.email))), 202
+    return jsonify(_detail(lifecycle.request_cancel(visible_job(g.user, job_id), by=g.user))), 202
 
 
 @bp.delete("/training/jobs/<job_id>")
 @api_doc("Delete a job that is not running, with its stored files",
          responses={204: None, 409: ErrorOut})
 def delete_job(job_id):
-    training_jobs.delete(visible_job(g.user, job_id))
+    training_jobs.delete(visible_job(g.user, job_id), by=g.user)
     return "", 204
 
 

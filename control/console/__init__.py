@@ -14,7 +14,8 @@ the same modules; the JavaScript is ``static/console.js`` and the charts are Cha
 from ``static/vendor/``.
 """
 from control.console import (account, audit, auth, budget, compare, delivery, errors, evaluation,  # noqa: F401
-                             filters, job_detail, job_list, new_job, notifications, reviews, rubrics, team,
+                             filters, job_detail, job_export, job_list, new_job, notifications, password_links, reviews,
+                             rubrics, team,
                              templates, tokens, training_files, users, webhooks)
 from control.console.blueprint import bp
 

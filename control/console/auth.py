@@ -12,7 +12,7 @@ from control.console.blueprint import bp
 from control.console.filters import seconds
 from control.services import accounts, sessions
 
-PUBLIC_VIEWS = {"console.login", "console.static"}
+PUBLIC_VIEWS = {"console.login", "console.static", "console.set_password"}   # the last: its token is the proof
 SESSION_KEY = "sid"                    # the cookie's only credential: the session's token
 
 

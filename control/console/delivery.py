@@ -208,7 +208,7 @@ def revoke_share_link(job_id):
     if not link_id:
         flash("Not revoked: the form named no link.", "error")
         return _back_to(job)
-    revoked = share_links.revoke(job, link_id)
+    revoked = share_links.revoke(job, link_id, by=g.user)
     flash(f"Share link {revoked[0].id} is revoked: it answers “revoked” from now on.", "ok")
     return _back_to(job)
 
@@ -222,6 +222,7 @@ def download_report(job_id):
     except Conflict as exc:
         flash(exc.message[:1].upper() + exc.message[1:] + ".", "error")
         return _back_to(job)
+    downloads.record_download(job, g.user, "validation_report")
     return Response(pdf, mimetype="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{job.id}-validation-report-v{row.version}.pdf"'})
 
@@ -229,5 +230,5 @@ def download_report(job_id):
 @bp.get("/jobs/<job_id>/download/package")
 def download_package(job_id):
     """The deployment package, through its signed link (like the adapter's)."""
-    link = downloads.package_link(visible_job(g.user, job_id))
+    link = downloads.package_link(visible_job(g.user, job_id), by=g.user)
     return redirect(link.url, 302)

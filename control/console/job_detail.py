@@ -6,17 +6,19 @@ import json
 from flask import Response, flash, g, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from control.console.audit import activity
 from control.console.blueprint import bp
 from control.console.evaluation import prompts_files
 from control.console.event_text import describe
 from control.console.filters import minutes, money, number
+from control.console.job_edit import parse as parse_edit, values_from_form as edit_values, values_of
 from control.console.job_list import live_row
 from control.console.timeline import stage_timeline
 from control.extensions import db
 from control.models import JobStatus, ModelArtifact, TrainingEvent, TrainingJob, utcnow
 from control.schemas import MAX_STEP, SAFE_INT
 from control.services import downloads
-from control.services import admission, checkpoints, evaluations, lifecycle, training_jobs
+from control.services import admission, checkpoints, evaluations, job_edits, lifecycle, templates, training_jobs
 from control.services.access import visible_job
 from control.services.exceptions import NotFound
 from control.services.job_records import events, metric_points, support_bundle as bundle_of
@@ -94,8 +96,9 @@ def job_detail(job_id):
         artifact=artifact, evaluation=(artifact.evaluation if artifact else None),
         evaluation_view=evaluation_of(job), evaluation_runs=evaluations.runs_of(job),
         prompts_files=prompts_files(g.user) if job.status == JobStatus.COMPLETED else [],
-        interruptions=job.to_dict()["interruptions"],
-        checkpoints=checkpoints.checkpoints(job) if job.is_final else [])
+        interruptions=job.to_dict()["interruptions"], job_template=templates.find(job.template_id),
+        edit=g.get("job_edit") or {"form": values_of(job), "errors": {}},
+        checkpoints=checkpoints.checkpoints(job) if job.is_final else [], activity=activity(job.id))
 
 
 def last_event_id(job: TrainingJob) -> int:
@@ -107,6 +110,21 @@ def _cursor(name: str, default: int | None, most: int) -> int | None:
     """A cursor from the page's script: a whole number, clamped to 0..``most`` (else ``default``)."""
     value = request.args.get(name, default, type=int)
     return default if value is None else min(max(value, 0), most)
+
+
+@bp.post("/jobs/<job_id>/edit")
+def edit_job(job_id):
+    """The inline edit of the name, description, notes and tags; a refusal shows the page
+    again, the values kept and each problem by its field."""
+    job = visible_job(g.user, job_id)
+    values = edit_values(request.form)
+    req, errors = parse_edit(values)
+    if req is None:
+        g.job_edit = {"form": values, "errors": errors}
+        return job_detail(job_id), 400
+    changed = job_edits.edit(g.user, job, req)
+    flash(f"Saved: {', '.join(changed)} changed." if changed else "Nothing to save: no field changed.", "ok")
+    return redirect(url_for("console.job_detail", job_id=job.id, _anchor="about"))
 
 
 @bp.get("/jobs/<job_id>/live.json")
@@ -155,7 +173,7 @@ def cancel_job(job_id):
     job = visible_job(g.user, job_id)
     if request.method == "GET":
         return _confirmation(job, "cancel")
-    lifecycle.request_cancel(job, by=g.user.email)
+    lifecycle.request_cancel(job, by=g.user)
     flash("Cancelled." if job.status == JobStatus.CANCELLED
           else "Cancel requested: the worker is being stopped.", "ok")
     return redirect(url_for("console.job_detail", job_id=job.id))
@@ -166,7 +184,7 @@ def delete_job(job_id):
     job = visible_job(g.user, job_id)
     if request.method == "GET":
         return _confirmation(job, "delete")
-    training_jobs.delete(job)
+    training_jobs.delete(job, by=g.user)
     flash(f"Job {job_id} deleted.", "ok")
     return redirect(url_for("console.job_list"))
 
@@ -193,7 +211,7 @@ def support_bundle(job_id):
 
 @bp.get("/jobs/<job_id>/download/adapter")
 def download_adapter(job_id):
-    link = downloads.adapter_link(visible_job(g.user, job_id))
+    link = downloads.adapter_link(visible_job(g.user, job_id), by=g.user)
     return redirect(link.url, 302)
 
 
@@ -202,5 +220,5 @@ def download_metrics(job_id, fmt):
     job = visible_job(g.user, job_id)
     if fmt not in downloads.METRICS_FORMATS:
         return redirect(url_for("console.job_detail", job_id=job.id))
-    body, mimetype, name = downloads.metrics_export(job, fmt)
+    body, mimetype, name = downloads.metrics_export(job, fmt, by=g.user)
     return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})

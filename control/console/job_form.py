@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from control.schemas import CreateJob, HyperparameterOverrides
+from control.schemas import CreateJob, EvaluationRequest, HyperparameterOverrides
 from shared.errors import ProblemsError
 from shared.job_input import request_setting
 
@@ -21,7 +21,8 @@ TEXT_FIELDS = ("training_file_id", "preset", "gpu_type", "pricing", "base_model"
                "retry_of", "continue_step",   # a retry, and the checkpoint step it continues from
                "eval_size", "max_new_tokens", "prompts_file_id",   # the evaluation
                "rubric_id",                                         # its brand-voice rubric
-               "max_cost_usd", "budget_override_reason")            # its spend cap; an admin's override
+               "max_cost_usd", "budget_override_reason",            # its spend cap; an admin's override
+               "template_id")                                       # the template it starts from
 
 
 def values_from_form(form) -> dict:
@@ -72,6 +73,8 @@ def parse(values: dict, start: bool = True) -> tuple[CreateJob | None, dict[str,
         body["budget_override"] = {"reason": values["budget_override_reason"]}
     if values.get("retry_of") and values.get("continue_step"):
         body["continue_from"] = {"job_id": values["retry_of"], "step": values["continue_step"]}
+    if values.get("template_id"):
+        from_template(body, values)
     try:
         req = CreateJob.model_validate(body, strict=False)
     except ValidationError as exc:
@@ -79,6 +82,39 @@ def parse(values: dict, start: bool = True) -> tuple[CreateJob | None, dict[str,
             errors.setdefault(field_of(err.get("loc", ())), err.get("msg", "invalid"))
         return None, errors
     return (None, errors) if errors else (req, {})
+
+
+def from_template(body: dict, values: dict) -> None:
+    """A form started from a template shows all of the template's settings: what the form
+    leaves empty is the preset's or the default, not the template's, so it says so.
+
+    >>> body = {"hyperparameters": {"lora_r": "8"}, "evaluation": {}}
+    >>> from_template(body, {"template_id": "tpl_1", "lora_r": "8"})
+    >>> body["template_id"], body["hyperparameters"]["lora_r"], body["hyperparameters"]["num_epochs"], body["max_cost_usd"]
+    ('tpl_1', '8', None, None)
+    """
+    body["template_id"] = values["template_id"]
+    body["hyperparameters"] = {k: values.get(k) or None for k in OVERRIDES}
+    for key in ("base_model", "method", "rubric_id", "max_cost_usd"):
+        body[key] = values.get(key) or None
+    body["evaluation"].setdefault("max_new_tokens", EvaluationRequest.model_fields["max_new_tokens"].default)
+
+
+def values_from_template(template, values: dict) -> dict:
+    """A template's settings as form values, over ``values`` (the form's defaults, a file)."""
+    conf = template.configuration or {}
+    gpu, evaluation = conf.get("gpu") or {}, conf.get("evaluation") or {}
+    values = dict(values)
+    values.update({k: "" for k in OVERRIDES})
+    values.update({k: str(v) for k, v in (conf.get("hyperparameters") or {}).items() if k in OVERRIDES and v is not None})
+    values.update(template_id=template.id, preset=conf.get("preset") or values.get("preset") or "balanced",
+                  gpu_type=gpu.get("type") or values.get("gpu_type") or "", pricing=gpu.get("pricing") or "spot",
+                  base_model=conf.get("base_model") or "", method=conf.get("method") or "",
+                  rubric_id=conf.get("rubric_id") or "", eval_size=evaluation.get("size") or "",
+                  prompts_file_id=evaluation.get("prompts_file_id") or "",
+                  max_new_tokens=str(evaluation["max_new_tokens"]) if evaluation.get("max_new_tokens") else "",
+                  max_cost_usd=f"{conf['max_cost_usd']:g}" if conf.get("max_cost_usd") else "")
+    return values
 
 
 def field_of(loc) -> str:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from control.console.blueprint import bp
 from control.console.filters import minutes, money, status_label, tone
+from control.console.history import list_extras
 from control.extensions import db
 from control.models import JobStatus, TrainingJob, User
 from control.schemas import MAX_PAGE, JobListQuery
@@ -16,7 +17,12 @@ from control.services.training_jobs import SORTS, list_jobs
 
 PER_PAGE = 25
 # The delivery filter's choices: the query's value and what the select says.
-DELIVERY_CHOICES = (("", "any"), ("approved", "approved"), ("rejected", "rejected"), ("none", "not decided"))
+DELIVERY_CHOICES = (("", "any"), ("approved", "approved"), ("not_approved", "not approved"),
+                    ("rejected", "rejected"), ("none", "not decided"))
+# The history's filters: the form's names are the query's (``JobListQuery``).
+HISTORY_FIELDS = ("preset", "tag", "training_file_id", "cost_min", "cost_max", "duration_min", "duration_max")
+# The query's fields the form names otherwise.
+FORM_NAMES = {"created_after": "from", "created_before": "to", "created_by": "creator"}
 
 
 def _day(value: str, field: str, errors: dict) -> date | None:
@@ -47,9 +53,9 @@ def page_number(value: str | None, last: int = MAX_PAGE) -> int:
 def list_query(args, user: User) -> tuple[JobListQuery, dict, dict]:
     """The list's filters from the page's query string: (query, echoed values, errors)."""
     errors: dict = {}
-    shown = {k: args.get(k, "") for k in ("q", "from", "to", "creator", "sort", "delivery")}
+    shown = {k: args.get(k, "") for k in ("q", "from", "to", "creator", "sort", "delivery", *HISTORY_FIELDS)}
     if shown["delivery"] not in dict(DELIVERY_CHOICES):
-        errors["delivery"] = f"{shown['delivery']!r} is not a delivery state: any, approved, rejected or none"
+        errors["delivery"] = f"{shown['delivery']!r} is not a delivery state: any, approved, not_approved, rejected or none"
         shown["delivery"] = ""
     shown["status"] = [s for s in args.getlist("status") if s in set(JobStatus)]
     after, before = _day(shown["from"], "from", errors), _day(shown["to"], "to", errors)
@@ -63,13 +69,23 @@ def list_query(args, user: User) -> tuple[JobListQuery, dict, dict]:
         "sort": shown["sort"] if shown["sort"] in SORTS else "newest",
         "delivery": shown["delivery"] or None,
         "for_review": bool(args.get("for_review")) and user.can_review,
+        **{k: shown[k].strip() or None for k in HISTORY_FIELDS},
     }
-    try:
-        query = JobListQuery.model_validate(fields, strict=False)
-    except ValidationError as exc:
-        errors["q"] = exc.errors()[0]["msg"]
-        query = JobListQuery(per_page=PER_PAGE)
-    return query, shown, errors
+    return validated(fields, errors), shown, errors
+
+
+def validated(fields: dict, errors: dict) -> JobListQuery:
+    """The query of ``fields``; each field it refuses is reported under the form's name for
+    it, and left out, so the rest of the filters still apply."""
+    for _ in range(len(fields)):
+        try:
+            return JobListQuery.model_validate(fields, strict=False)
+        except ValidationError as exc:
+            for err in exc.errors():
+                name = str(err["loc"][0]) if err["loc"] else "q"
+                errors[FORM_NAMES.get(name, name)] = err["msg"]
+                fields.pop(name, None)
+    return JobListQuery(per_page=PER_PAGE)
 
 
 @bp.get("/jobs")
@@ -86,7 +102,10 @@ def job_list():
                            pages=pages, shown=shown, errors=errors, statuses=list(JobStatus), users=users,
                            sorts=list(SORTS), delivery_choices=DELIVERY_CHOICES, for_review=query.for_review,
                            emails=dict(users) if g.user.is_admin else _creators(rows) if query.for_review
-                           else {g.user.id: g.user.email})
+                           else {g.user.id: g.user.email},
+                           filtered=any(shown[k] for k in shown if k != "sort"),
+                           export_args={k: v for k, v in request.args.lists() if k != "page"},
+                           **list_extras(g.user, query, total))
 
 
 def _creators(rows: list[TrainingJob]) -> dict[str, str]:

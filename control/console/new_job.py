@@ -9,7 +9,7 @@ from control.console.blueprint import bp
 from control.console.filters import minutes, money
 from control.models import TrainingFileStatus, TrainingJob
 from control.models.training_file import FilePurpose
-from control.services import base_models, gpu_routes, rubrics
+from control.services import base_models, gpu_routes, rubrics, templates
 from control.services.access import visible_file, visible_files, visible_job
 from control.services.exceptions import BudgetExceeded, QuotaExceeded
 from control.services.retries import record_retry
@@ -83,10 +83,12 @@ def _form_page(values: dict, errors: dict | None = None, status: int = 200):
              if f.status == TrainingFileStatus.READY and f.purpose == FilePurpose.FINE_TUNE]
     source = visible_job(g.user, values["retry_of"]) if values.get("retry_of") else None
     est = estimates(values) if values.get("training_file_id") else {"errors": {}}
+    template = templates.find(values.get("template_id"))
     return render_template("console/jobs/new.html", values=values, errors=errors or {},
                            files=files, prompt_files=[f for f in visible_files(g.user) if f.status == TrainingFileStatus.READY
                                                       and f.purpose == FilePurpose.EVALUATION],
                            presets=PRESETS, risk=PRESET_RISK, est=est, source=source,
+                           template=template, templates=templates.listing(1, 200)[0],
                            gpus=served_gpus(), overrides=job_form.OVERRIDES,
                            base_models=base_models.allowed(), rubrics=rubrics.all_rubrics(),
                            defaults={"base_model": current_app.config["DEFAULT_BASE_MODEL"],
@@ -96,7 +98,8 @@ def _form_page(values: dict, errors: dict | None = None, status: int = 200):
 
 @bp.route("/jobs/new", methods=["GET", "POST"])
 def new_job():
-    """The form: empty, for a file (``?file=``), a retry of a job (``?from=``), or re-shown (POST)."""
+    """The form: empty, for a file (``?file=``), a retry of a job (``?from=``), from a template
+    (``?template=``, with ``?file=`` too), or re-shown (POST)."""
     if request.method == "POST":
         return _form_page(job_form.values_from_form(request.form))
     values = job_form.values_from_form({})
@@ -105,7 +108,9 @@ def new_job():
         values = job_form.values_from_job(visible_job(g.user, request.args["from"]),
                                           adjust=request.args.get("adjust") == "1",
                                           continue_step=request.args.get("checkpoint", type=int))
-    elif request.args.get("file"):
+    elif request.args.get("template"):
+        values = job_form.values_from_template(templates.get(request.args["template"]), values)
+    if request.args.get("file") and not request.args.get("from"):
         values["training_file_id"] = visible_file(g.user, request.args["file"]).id
     return _form_page(values)
 

@@ -21,7 +21,7 @@ AUDIT_ACTIONS = (
     "rubric.created", "rubric.changed", "rubric.archived",
     "template.created", "template.changed", "template.deleted",
     "user.created", "user.role_changed", "user.deactivated", "user.reactivated",
-    "user.password_link_created",
+    "user.password_link_created", "user.password_set",
 )
 
 

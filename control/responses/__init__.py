@@ -8,7 +8,9 @@ route and not here fails that test; only open-ended dicts (a job's configuration
 evaluation, a dataset's statistics) allow any keys.
 """
 from control.responses.accounts import BaseModelList, BaseModelOut, TokenCreated, TokenList, TokenOut
+from control.responses.audit import AuditEntryOut, AuditPage
 from control.responses.common import ErrorBody, ErrorOut
+from control.responses.comparison import Comparison
 from control.responses.delivery import (DecisionOut, GateOut, ReportVersions, ReviewItemPage, ReviewSaved,
                                         ReviewSummary, RubricList, RubricOut, ShareLinkCreated, ShareLinkList,
                                         ShareLinkOut)
@@ -18,10 +20,14 @@ from control.responses.jobs import (AttemptOut, CostCalibrationOut, CostEstimate
                                     RetryResult)
 from control.responses.records import (AdapterLink, ArtifactsOut, CheckpointList, EventPage,
                                        MetricPoint, MetricsOut, SupportBundle)
+from control.responses.templates import PresetShare, TemplateList, TemplateOut
+from control.responses.users import PasswordLinkCreated, UserList, UserOut
 
-__all__ = ["CostCalibrationOut", "DecisionOut", "GateOut", "ReportVersions", "ReviewItemPage", "ReviewSaved", "ReviewSummary",
+__all__ = ["Comparison", "CostCalibrationOut", "DecisionOut", "GateOut", "ReportVersions", "ReviewItemPage", "ReviewSaved", "ReviewSummary",
            "RubricList", "RubricOut", "ShareLinkCreated", "ShareLinkList", "ShareLinkOut", "AdapterLink", "ArtifactsOut", "AttemptOut", "BaseModelList", "BaseModelOut",
            "CheckpointList", "CostEstimateOut", "ErrorBody", "ErrorOut", "EvaluationOut", "EvaluationRunOut",
            "EventPage", "SamplesPage", "JobDetail",
            "JobListPage", "JobOut", "MetricPoint", "MetricsOut", "RetryResult", "SupportBundle",
-           "TokenCreated", "TokenList", "TokenOut", "TrainingFileList", "TrainingFileOut"]
+           "TokenCreated", "TokenList", "TokenOut", "TrainingFileList", "TrainingFileOut",
+           "AuditEntryOut", "AuditPage", "PasswordLinkCreated", "UserList", "UserOut",
+           "PresetShare", "TemplateList", "TemplateOut"]

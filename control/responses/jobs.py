@@ -60,7 +60,11 @@ class JobOut(Out):
     stalled_at: Timestamp | None
     checkpoint_requested_at: Timestamp | None
     retried_from_id: str | None
+    template_id: str | None = Field(description="the template it started from (GET /api/training/templates/<id>); "
+                                                "it may have been deleted since")
     retry_count: int
+    perplexity_gain_pct: float | None = Field(description="the newest completed evaluation's held-out perplexity "
+                                                          "improvement, %, + is better; null: not evaluated")
     rubric_id: str | None = Field(description="the brand-voice rubric people score it on; null: the documents' 10")
     delivery_status: Literal["approved", "rejected"] | None = Field(
         description="the newest delivery decision; null: none yet")

@@ -8,7 +8,7 @@ import unicodedata
 from datetime import date, datetime, time, timezone
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from shared.job_input import Method, PresetName, overrides_model, whole_number
@@ -178,6 +178,9 @@ class CreateJob(_Strict):
         "the spend cap: when the projected cost passes it, the job checkpoints and stops (spend_cap)"))] = None
     budget_override: Annotated[BudgetOverride | None, Field(description=(
         "admins: start even though the estimate passes the month's budget, with the reason"))] = None
+    template_id: Annotated[Text(64, min_length=1) | None, Field(description=(
+        "start from a saved template (GET /api/training/templates): it fills every setting this "
+        "request does not give; what the request gives wins"))] = None
 
 
 class RetryJob(_Strict):
@@ -194,6 +197,24 @@ class RetryJob(_Strict):
         "a new spend cap (unset: the finished job's)"))] = None
 
 
+MAX_DURATION_MINUTES = 60 * 24 * 366     # a job's duration filter: at most a year
+EXPORT_MAX_ROWS = 10_000                  # the jobs list as CSV: at most this many rows
+
+
+def _at_least(low_field: str):
+    """The upper end of a range is refused below its lower end, naming the upper end."""
+    def check(value, info: ValidationInfo):
+        low = info.data.get(low_field)
+        if value is not None and low is not None and value < low:
+            raise PydanticCustomError("range", f"must be at least {low_field} ({low:g}), got {value:g}")
+        return value
+    return check
+
+
+def _amount(maximum: float, what: str):
+    return Annotated[float | None, Field(ge=0, le=maximum, allow_inf_nan=False, description=what)]
+
+
 class JobListQuery(_Strict):
     model_config = ConfigDict(extra="forbid")   # query strings are text: coerce
     page: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 1
@@ -202,14 +223,29 @@ class JobListQuery(_Strict):
     created_by: Text(64) | None = None
     created_after: IsoDatetime | None = None
     created_before: IsoDatetime | None = None
-    preset: Text(64) | None = None
+    preset: PresetName | None = None
     tag: Text(50) | None = None
-    delivery: Annotated[Literal["approved", "rejected", "none"] | None, Field(description=(
-        "approved or rejected for delivery (the newest decision); none: not decided yet"))] = None
+    training_file_id: Annotated[Text(64, min_length=1) | None, Field(description=(
+        "the dataset: only jobs trained on this training file"))] = None
+    cost_min: _amount(MAX_COST_USD, "actual cost at least this many dollars") = None
+    cost_max: _amount(MAX_COST_USD, "actual cost at most this many dollars") = None
+    duration_min: _amount(MAX_DURATION_MINUTES, "ran at least this many minutes (finished jobs)") = None
+    duration_max: _amount(MAX_DURATION_MINUTES, "ran at most this many minutes (finished jobs)") = None
+    delivery: Annotated[Literal["approved", "rejected", "none", "not_approved"] | None, Field(description=(
+        "approved or rejected for delivery (the newest decision); none: not decided yet; "
+        "not_approved: rejected or not decided"))] = None
     for_review: Annotated[bool, Field(description=(
         "reviewers: every user's completed jobs waiting for a delivery decision"))] = False
     q: Text(200) | None = None
-    sort: Literal["newest", "oldest", "name", "status", "cost", "progress"] = "newest"
+    sort: Annotated[Literal["newest", "oldest", "name", "status", "cost", "progress", "duration",
+                            "perplexity_gain"], Field(description=(
+        "cost, duration: highest first; perplexity_gain: the best first, jobs without one last"))] = "newest"
+    format: Annotated[Literal["json", "csv"], Field(description=(
+        "csv: every matching job in the sort's order (page and per_page do not apply), at most "
+        f"{EXPORT_MAX_ROWS:,} rows; X-Total-Count and X-Export-Truncated say when it is cut"))] = "json"
+
+    _cost_range = field_validator("cost_max")(_at_least("cost_min"))
+    _duration_range = field_validator("duration_max")(_at_least("duration_min"))
 
 
 class SamplesQuery(_Strict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from control.extensions import db
 from control.models import JobStatus, TrainingJob, User
-from control.services import approvals, budgets, lifecycle, quotas
+from control.services import approvals, audit, budgets, lifecycle, quotas
 from control.services.exceptions import JobStateError
 
 
@@ -17,7 +17,11 @@ def start(job: TrainingJob, by: User | None = None, budget_override: dict | None
         raise JobStateError(job, "start", "only a pending job can be started")
     quotas.check_active(job.created_by)          # the owner's MAX_ACTIVE_JOBS_PER_USER
     budgets.check_start(job, by, budget_override)
-    if approvals.hold_for_approval(job):
+    held = approvals.hold_for_approval(job)
+    audit.record("job.started", actor=by, target_type="job", target_id=job.id, job_id=job.id,
+                 details={"awaiting_approval": held, "estimate_usd": job.cost_estimate,
+                          **({"budget_override": budget_override["reason"]} if budget_override else {})})
+    if held:
         db.session.commit()
         return job
     return lifecycle.queue_for_dispatch(job)

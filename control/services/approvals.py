@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from control.extensions import db
 from control.models import JobStatus, TrainingJob, User, iso, utcnow
-from control.services import notices, queue
+from control.services import audit, notices, queue
 from control.services.exceptions import Forbidden, JobStateError
 from shared.errors import ErrorType
 
@@ -68,11 +68,17 @@ def _decide(job: TrainingJob, admin: User | None, action: str, values: dict) -> 
         raise JobStateError(job, action, "only a job awaiting approval can be approved or declined")
 
 
+def _audit_decision(job: TrainingJob, admin: User, decision: str, reason: str | None) -> None:
+    audit.record("job.approval_decided", actor=admin, target_type="job", target_id=job.id, job_id=job.id,
+                 details={"decision": decision, "reason": reason or None, "estimate_usd": job.cost_estimate})
+
+
 def approve(job: TrainingJob, admin: User, reason: str | None = None) -> TrainingJob:
     """An admin approves the job: it is queued and its dispatch enqueued; its owner is told. Commits."""
     decision = {"state": "approved", "by": admin.email if admin else None, "at": iso(utcnow()),
                 "reason": reason or None, "estimate_usd": job.cost_estimate}
     _decide(job, admin, "approve", {"status": JobStatus.QUEUED, "approval": decision})
+    _audit_decision(job, admin, "approved", reason)
     notices.job_event("job.approval_decided", job, decision="approved", decided_by=admin.email, reason=reason or None)
     db.session.commit()
     queue.enqueue(queue.DISPATCH, job.id)
@@ -91,6 +97,7 @@ def decline(job: TrainingJob, admin: User, reason: str) -> TrainingJob:
         "error_cause": f"An admin declined it: estimates above ${threshold_usd():,.2f} need an admin's approval.",
         "error_fix": DECLINED_FIX})
     notices.job_event("job.approval_decided", job, decision="declined", decided_by=admin.email, reason=reason)
+    _audit_decision(job, admin, "declined", reason)
     notices.job_event("job.cancelled", job)      # the job ended: webhooks of job.cancelled hear it
     db.session.commit()
     return job

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from control.extensions import db
 from control.models import (DEFAULT_ALERTS, DEFAULT_LIMIT_USD, BudgetSetting, JobStatus, Notice, TrainingJob, User,
                             iso, utcnow)
-from control.services import notices, spending, stopping
+from control.services import audit, notices, spending, stopping
 from control.services.exceptions import BudgetExceeded, Forbidden
 from control.services.upsert import insert_for_dialect
 from shared.errors import ErrorType
@@ -74,6 +74,8 @@ def set_limit(user: User, limit_usd: float) -> BudgetSetting:
     """Set the monthly limit (admins). Commits."""
     _require_admin(user, "set the monthly budget")
     row = team_setting(lock=True)
+    audit.record("budget.changed", actor=user, target_type="budget", target_id=TEAM,
+                 details={"limit_usd": {"from": row.limit_usd, "to": float(limit_usd)}})
     row.limit_usd, row.updated_by = float(limit_usd), user.id
     db.session.commit()
     return row
@@ -87,6 +89,8 @@ def set_alerts(user: User, alerts: list[dict], emails: list[str]) -> BudgetSetti
     row.alerts = sorted(({"percent": a["percent"], "channels": list(a["channels"])} for a in alerts),
                         key=lambda a: a["percent"])
     row.recipients, row.updated_by = list(emails), user.id
+    audit.record("budget.alerts_changed", actor=user, target_type="budget", target_id=TEAM,
+                 details={"alerts": row.alerts, "recipients": list(emails)})
     db.session.commit()
     return row
 

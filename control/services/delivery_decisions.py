@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from control.extensions import db
 from control.models import DeliveryDecision, JobStatus, TrainingJob, User
-from control.services import evaluations, notices, queue
+from control.services import audit, evaluations, notices, queue
 from control.services.exceptions import Conflict, NotFound
 from control.services.reviews import require_reviewer
 from shared.errors import ConfigError, Problem
@@ -67,6 +67,8 @@ def decide(user: User, job: TrainingJob, decision: str, reason: str) -> Delivery
     db.session.add(row)
     job.delivery_status = decision
     notices.job_event(f"delivery.{decision}", job, decided_by=user.email, reason=row.reason)
+    audit.record(f"delivery.{decision}", actor=user, target_type="job", target_id=job.id, job_id=job.id,
+                 details={"reason": row.reason[:500], "standing": standing["standing"], "run": standing["run"]})
     db.session.commit()
     queue.enqueue_report(job.id, "decision")
     return row

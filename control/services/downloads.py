@@ -21,8 +21,8 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
 from control.extensions import db
-from control.models import METRIC_FIELDS, JobStatus, MetricPoint, ModelArtifact, TrainingJob, iso, utcnow
-from control.services import packages
+from control.models import METRIC_FIELDS, JobStatus, MetricPoint, ModelArtifact, TrainingJob, User, iso, utcnow
+from control.services import audit, packages
 from control.services.exceptions import JobStateError
 from control.services.storage import get_storage
 
@@ -99,31 +99,48 @@ def _signed_link(job: TrainingJob, key: str, filename: str) -> SignedLink:
     return SignedLink(url, iso(utcnow() + timedelta(seconds=ttl)), filename)
 
 
-def _counted_link(job: TrainingJob, build, filename: str) -> SignedLink:
+def audit_download(job: TrainingJob, by: User | None, kind: str) -> None:
+    """The trail's entry for ``by`` downloading ``kind`` (adapter, deployment_package,
+    metrics, validation_report, evaluation_summary) of ``job``. The caller commits."""
+    audit.record("job.downloaded", actor=by, target_type="job", target_id=job.id, job_id=job.id,
+                 details={"kind": kind})
+
+
+def record_download(job: TrainingJob, by: User | None, kind: str) -> None:
+    """``audit_download``, committed (a download that changes nothing else). Commits."""
+    audit_download(job, by, kind)
+    db.session.commit()
+
+
+def _counted_link(job: TrainingJob, build, filename: str, by: User | None, kind: str) -> SignedLink:
     """A signed link to what ``build(job, artifact)`` stored (built on first use); counts
-    the download. Commits."""
+    the download, and the trail says who. Commits."""
     art = completed_artifact(job)
     key = build(job, art)
     art.download_count = (art.download_count or 0) + 1
     art.last_downloaded_at = utcnow()
+    audit_download(job, by, kind)
     db.session.commit()
     return _signed_link(job, key, filename)
 
 
-def adapter_link(job: TrainingJob) -> SignedLink:
+def adapter_link(job: TrainingJob, by: User | None = None) -> SignedLink:
     """A signed link to the adapter ZIP."""
-    return _counted_link(job, _adapter_zip, f"{job.id}-adapter.zip")
+    return _counted_link(job, _adapter_zip, f"{job.id}-adapter.zip", by, "adapter")
 
 
-def package_link(job: TrainingJob) -> SignedLink:
+def package_link(job: TrainingJob, by: User | None = None) -> SignedLink:
     """A signed link to the deployment package."""
-    return _counted_link(job, packages.package_key, f"{job.id}-deployment-package.zip")
+    return _counted_link(job, packages.package_key, f"{job.id}-deployment-package.zip", by, "deployment_package")
 
 
-def metrics_export(job: TrainingJob, fmt: str) -> tuple[str, str, str]:
-    """Every metric point of the job as ``(body, mimetype, filename)``; ``fmt`` is csv or json."""
+def metrics_export(job: TrainingJob, fmt: str, by: User | None = None) -> tuple[str, str, str]:
+    """Every metric point of the job as ``(body, mimetype, filename)``; ``fmt`` is csv or json.
+    With ``by``, the trail records the download (and this commits)."""
     if fmt not in METRICS_FORMATS:
         raise ValueError(f"unknown format {fmt!r}: expected csv or json")
+    if by is not None:
+        record_download(job, by, "metrics")
     rows = db.session.scalars(select(MetricPoint).where(MetricPoint.training_job_id == job.id)
                               .order_by(MetricPoint.step)).all()
     name = f"{job.id}-metrics.{fmt}"

@@ -141,7 +141,7 @@ def apply_event(job: TrainingJob, attempt: JobAttempt, event) -> dict | None:
         art.evaluation = event.model_dump(mode="json", exclude={"job_id", "attempt", "seq", "ts", "type"})
         art.base_perplexity = event.base.perplexity
         art.trained_perplexity = event.trained.perplexity if event.trained else None
-        art.perplexity_improvement_pct = event.improvement_pct
+        art.perplexity_improvement_pct = job.perplexity_gain_pct = event.improvement_pct
         art.forgetting_retention = next((m.get("improvement") for m in event.measures or []
                                          if m.get("id") == "forgetting"), None)
         job.latest_perplexity = art.trained_perplexity or art.base_perplexity

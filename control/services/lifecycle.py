@@ -21,8 +21,8 @@ from flask import current_app
 from sqlalchemy import update
 
 from control.extensions import db
-from control.models import AttemptOutcome, JobAttempt, JobStatus, TrainingJob, iso, utcnow
-from control.services import notices, queue
+from control.models import AttemptOutcome, JobAttempt, JobStatus, TrainingJob, User, iso, utcnow
+from control.services import audit, notices, queue
 from control.services.exceptions import JobStateError
 from control.services.recovery import backoff_s, lost_failure, time_left_s
 from shared import cost
@@ -197,7 +197,7 @@ def mark_stalled(job: TrainingJob, silent_s: float, limit_s: float) -> None:
 
 
 # ---------------------------------------------------------------------- cancelling
-def request_cancel(job: TrainingJob, by: str | None = None) -> TrainingJob:
+def request_cancel(job: TrainingJob, by: User | None = None) -> TrainingJob:
     """Cancel: at once if nothing runs yet; else mark ``cancel_requested`` and enqueue the
     cancel on the endpoint. The job records who cancelled it and when, as an error of type
     ``cancelled``. An ended job is refused. Commits."""
@@ -205,7 +205,9 @@ def request_cancel(job: TrainingJob, by: str | None = None) -> TrainingJob:
         raise JobStateError(job, "cancel", "it has already ended")
     if job.status == JobStatus.CANCEL_REQUESTED:
         return job
-    _record_cancel(job, f"cancelled by {by or 'a user'} at {iso(utcnow())}")
+    audit.record("job.cancelled", actor=by, target_type="job", target_id=job.id, job_id=job.id,
+                 details={"status": job.status})
+    _record_cancel(job, f"cancelled by {by.email if by else 'a user'} at {iso(utcnow())}")
     attempt = job.current_attempt
     if attempt is None or attempt.ended_at is not None:      # nothing runs: done at once
         mark_cancelled(job)

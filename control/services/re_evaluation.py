@@ -67,6 +67,7 @@ def apply(run: EvaluationRun, raw) -> None:
     elif event.type == "completed":
         run.summary = run.summary or event.summary.get("eval")
         run.status, run.completed_at = EvaluationStatus.COMPLETED, utcnow()
+        run.job.perplexity_gain_pct = (run.summary or {}).get("improvement_pct")   # the newest evaluation's
         measures = {m.get("id"): m.get("improvement") for m in (run.summary or {}).get("measures") or []}
         notices.job_event("evaluation.ready", run.job, dedupe_key=f"evaluation.ready:{run.training_job_id}:{run.id}",
                           run_id=run.id, perplexity_improvement_pct=(run.summary or {}).get("improvement_pct"),

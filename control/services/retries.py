@@ -5,6 +5,7 @@ from __future__ import annotations
 from control.extensions import db
 from control.models import TrainingJob, User
 from control.schemas import CreateJob, RetryJob
+from control.services import audit
 from control.services.exceptions import JobStateError
 from control.services.training_jobs import create
 
@@ -58,7 +59,10 @@ def retry(user: User, job: TrainingJob, req: RetryJob) -> tuple[TrainingJob, lis
 
 
 def record_retry(source: TrainingJob, new: TrainingJob) -> None:
-    """``new`` repeats ``source``: linked to it, and counted on it. Commits."""
+    """``new`` repeats ``source``: linked to it, and counted on it; the trail says who
+    retried it (``new``'s creator). Commits."""
     new.retried_from_id = source.id
     source.retry_count = (source.retry_count or 0) + 1
+    audit.record("job.retried", actor=db.session.get(User, new.created_by), target_type="job",
+                 target_id=source.id, job_id=source.id, details={"new_job_id": new.id})
     db.session.commit()

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from control.extensions import db
 from control.models import JobStatus, Review, TrainingJob, User, utcnow
-from control.services import evaluations, queue, review_scores
+from control.services import audit, evaluations, queue, review_scores
 from control.services.exceptions import Conflict, Forbidden, NotFound
 from control.services.rubrics import rubric_of
 from shared import suites
@@ -180,6 +180,9 @@ def save(user: User, job: TrainingJob, req) -> dict:
                                   item_id=req.item_id, scores=scores, preference=preference))
         else:
             row.scores, row.preference, row.updated_at = scores, preference, utcnow()
+        audit.record("review.submitted", actor=user, target_type="job", target_id=job.id, job_id=job.id,
+                     details={"suite": req.suite, "item_id": req.item_id, "run": run_id,
+                              "replaced": row is not None})
         try:
             db.session.commit()
             break

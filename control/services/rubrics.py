@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from control.extensions import db
 from control.models import Rubric, TrainingJob, User, utcnow
+from control.services import audit
 from control.services.exceptions import Conflict, Forbidden, NotFound
 from shared import suites
 from shared.errors import ConfigError, Problem
@@ -92,6 +93,9 @@ def create(user: User, name: str, characteristics: list[dict], client: str | Non
     row = Rubric(name=name, client=client, characteristics=items, created_by=user.id)
     db.session.add(row)
     try:
+        db.session.flush()               # its id, for the trail
+        audit.record("rubric.created", actor=user, target_type="rubric", target_id=row.id,
+                     details={"name": name, "client": client, "characteristics": len(items)})
         db.session.commit()
     except IntegrityError:                 # the same name made at the same moment
         db.session.rollback()
@@ -106,6 +110,9 @@ def archive(user: User, rubric_id: str) -> Rubric:
     row = db.session.get(Rubric, rubric_id)
     if row is None:
         raise NotFound("rubric", rubric_id)
+    if row.archived_at is None:
+        audit.record("rubric.archived", actor=user, target_type="rubric", target_id=row.id,
+                     details={"name": row.name})
     row.archived_at = row.archived_at or utcnow()
     db.session.commit()
     return row

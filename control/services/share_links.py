@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 
 from control.extensions import db
 from control.models import JobStatus, ShareLink, TrainingJob, User, hash_share_token, utcnow
+from control.services import audit
 from control.services.exceptions import Conflict, NotFound
 
 DEFAULT_DAYS = 30
@@ -54,12 +55,16 @@ def create(user: User, job: TrainingJob, expires_in_days: int = DEFAULT_DAYS) ->
                        code="too_many_links")
     link, token = ShareLink.issue(job.id, user.id, now + timedelta(days=expires_in_days))
     db.session.add(link)
+    db.session.flush()                   # its id, for the trail
+    audit.record("share.created", actor=user, target_type="share_link", target_id=link.id, job_id=job.id,
+                 details={"expires_at": link.expires_at.isoformat(), "days": expires_in_days})
     db.session.commit()
     return link, url_of(token)
 
 
-def revoke(job: TrainingJob, link_id: str | None = None) -> list[ShareLink]:
-    """Revoke one link of the job, or (no id) all its active ones; the links revoked. Commits."""
+def revoke(job: TrainingJob, link_id: str | None = None, by: User | None = None) -> list[ShareLink]:
+    """Revoke one link of the job, or (no id) all its active ones; the links revoked (``by``:
+    who, for the trail: one entry per link that was live). Commits."""
     now = utcnow()
     if link_id is not None:
         link = db.session.get(ShareLink, link_id)
@@ -69,6 +74,8 @@ def revoke(job: TrainingJob, link_id: str | None = None) -> list[ShareLink]:
     else:
         targets = [link for link in links_of(job) if link.revoked_at is None]
     for link in targets:
+        if link.revoked_at is None:
+            audit.record("share.revoked", actor=by, target_type="share_link", target_id=link.id, job_id=job.id)
         link.revoked_at = link.revoked_at or now
     db.session.commit()
     return targets

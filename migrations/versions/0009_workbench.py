@@ -4,6 +4,8 @@ from), jobs' perplexity gain, one-time set-password links
 Revision ID: 0009
 Revises: 0008
 """
+import json
+
 from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -63,6 +65,20 @@ def upgrade():
         batch.add_column(sa.Column('template_id', sa.String(length=32), nullable=True))
         batch.add_column(sa.Column('perplexity_gain_pct', sa.Float(), nullable=True))
         batch.create_index('ix_training_jobs_template_id', ['template_id'])
+    # The jobs evaluated before: their adapter's gain, then the newest completed re-evaluation's.
+    op.execute("UPDATE training_jobs SET perplexity_gain_pct = (SELECT a.perplexity_improvement_pct "
+               "FROM model_artifacts a WHERE a.training_job_id = training_jobs.id)")
+    conn = op.get_bind()
+    runs = conn.execute(sa.text("SELECT training_job_id, summary FROM evaluation_runs "
+                                "WHERE status = 'completed' AND summary IS NOT NULL ORDER BY completed_at"))
+    newest = {}
+    for job_id, summary in runs:
+        summary = json.loads(summary) if isinstance(summary, str) else summary
+        if isinstance(summary, dict) and summary.get("improvement_pct") is not None:
+            newest[job_id] = summary["improvement_pct"]
+    for job_id, gain in newest.items():
+        conn.execute(sa.text("UPDATE training_jobs SET perplexity_gain_pct = :gain WHERE id = :id"),
+                     {"gain": gain, "id": job_id})
 
 
 def downgrade():

@@ -99,6 +99,37 @@ def loss_curve(metrics: Sequence[MetricPoint]) -> str:
         return _svg(fig, "loss")
 
 
+# One colour and one line style per run of a comparison (the console's compare.js uses the same
+# colours): the styles and markers keep the runs apart in greyscale.
+RUN_COLOURS = ("#1f4e79", "#c2410c", "#15803d", "#7e22ce")
+RUN_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"))
+
+
+def runs_overlaid(series: Sequence[tuple[str, Sequence[Sequence[float]]]], *, ylabel: str, name: str,
+                  height_in: float = 2.5, width_in: float = WIDTH_IN) -> str:
+    """Several runs' curve on shared axes, one colour, line style and marker per run:
+    ``series`` is (run name, [[step, value], ...]) in the runs' order; a run without points
+    is named in the legend as such."""
+    if not any(points for _, points in series):
+        raise ValueError(f"runs_overlaid: no run has a point of {ylabel!r} to draw")
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(width_in, height_in), layout="constrained")
+        ax = fig.add_subplot()
+        for i, (label, points) in enumerate(series):
+            style, marker = RUN_STYLES[i % len(RUN_STYLES)]
+            colour = RUN_COLOURS[i % len(RUN_COLOURS)]
+            if not points:
+                ax.plot([], [], color=colour, linestyle=style, label=f"{_plain(label)} (no points)")
+                continue
+            xs, ys = zip(*((p[0], p[1]) for p in points))
+            ax.plot(xs, ys, color=colour, linestyle=style, linewidth=1.4, marker=marker,
+                    markevery=max(1, len(xs) // 8), markersize=3.5, label=_plain(label))
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel(_plain(ylabel))
+        ax.grid(axis="y", color="#e4e4e4", linewidth=0.6)
+        ax.legend(loc="best", fontsize=7.5)
+        return _svg(fig, name)
+
 def _target_value(m: Measure) -> tuple[float | None, list[float] | None]:
     """The figure a measure's target is set on, and its 95% interval: the improvement, or for
     brand voice the adapter's average score (its improvement is a share of the top score)."""

@@ -283,6 +283,12 @@ def _pdf(page: str) -> bytes:
     return weasyprint.HTML(string=page, base_url=str(TEMPLATES), url_fetcher=refuse_every_url).write_pdf()
 
 
+def page_pdf(page: str) -> bytes:
+    """Another page of these templates (a comparison of runs) as a PDF, by the same rules:
+    laid out by its own CSS, nothing fetched."""
+    return _pdf(page)
+
+
 def render_html(ctx: ReportContext, *, pdf_url: str | None = None) -> str:
     """The report as one self-contained HTML page; with ``pdf_url``, a link to the PDF at its top."""
     return _page(ctx, _charts(ctx), pdf_url)
