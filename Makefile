@@ -34,10 +34,9 @@ browser:
 		apt-get update -qq && apt-get install -y -qq chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0; \
 	fi
 
-# One process by default: on two pytest-xdist workers (PYTEST_WORKERS=2; the live-system tests
-# keep to one of them, tests/conftest.py) the suite takes 18 minutes instead of about 24, but one
-# clean run in three lost two timing-bound tests to the other worker's load.
-PYTEST_WORKERS ?= 0
+# Two pytest-xdist workers by default (each with its own Postgres database and Redis db; the
+# live-system tests keep to one of them, tests/conftest.py); PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 2
 test: setup browser
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 

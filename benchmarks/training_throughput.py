@@ -6,8 +6,9 @@ alpha=32, dropout 0.05, all attention and MLP projections):
 
 - OURS: ``handler.recipe.Recipe`` as a job runs it: conversations folded into as few
   exact sequences as possible, ``batch_size`` training pairs per optimizer step, each step's
-  sequences packed by length into micro-batches of at most ``batch_size x max_seq_length``
-  padded tokens, plain AdamW.
+  sequences grouped into micro-batches of at most ``batch_size x max_seq_length`` real
+  tokens, each packed into one row without padding (positions restart per sequence,
+  attention stays within each sequence: ``handler/packing.py``), plain AdamW.
 - REFERENCE: TRL ``SFTTrainer`` on pair-expanded data (one row per training pair: the
   prompt messages and the assistant target, as a conversational prompt/completion dataset,
   so the loss is on the completion only and the model's own chat template renders it),
@@ -18,7 +19,9 @@ forward, backward, clipping, optimizer and scheduler step), for REFERENCE the ti
 ``on_step_begin`` and ``on_step_end`` (forward, backward, clipping, optimizer and scheduler
 step; the batch is fetched just before). Model loading, dataset preparation, the recipe's
 evaluation and saving are not timed. Real tokens are non-padding tokens
-(``attention_mask.sum()``) of the batches actually trained on.
+(``attention_mask.sum()``) of the batches actually trained on. The process's CPU time over
+the same steps is counted too: on a machine shared with other work, wall-clock ratios move
+with the other work, CPU-time ratios much less (with ``--threads 1``, hardly at all).
 
 Run it from the repository root (several minutes on a CPU; offline; needs the ``bench``
 extra, i.e. trl and datasets)::
@@ -26,7 +29,10 @@ extra, i.e. trl and datasets)::
     .venv/bin/python benchmarks/training_throughput.py [--steps 8] [--batch-size 4]
         [--model embedded|MODEL_DIR] [--dataset examples/sample_dataset.json] [--threads N]
 
-It prints a table and, last, the same figures as one line starting with ``JSON: ``.
+It prints a table, the same figures as one line starting with ``JSON: ``, and last the
+ratios and this recipe's padding fraction as one line::
+
+    ratio_pairs_per_s=X ratio_tokens_per_s=Y padding=Z
 """
 from __future__ import annotations
 
@@ -86,10 +92,10 @@ def quiet() -> None:
 # -------------------------------------------------------------------- ours
 def run_ours(model: str, dataset_path: Path, fmt: str, batch_size: int, steps: int,
              settings: HandlerSettings) -> dict:
-    from handler.recipe import Recipe
     from shared.job_input import Hyperparameters, JobInput
     from shared.storage import LocalStorage
 
+    TimedRecipe = _timed_recipe()
     data = dataset_path.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     key = f"datasets/{sha}{''.join(dataset_path.suffixes) or '.json'}"
@@ -106,8 +112,10 @@ def run_ours(model: str, dataset_path: Path, fmt: str, batch_size: int, steps: i
             # No interval checkpoints: only the final one, after training.
             "checkpoint": {"every_steps": 1_000_000, "prefix": "jobs/throughput-bench"},
             "validation": {"fraction": VALIDATION_FRACTION, "seed": SEED},
+            # The evaluating stage is not timed: the quickest one, and one validation loss.
+            "evaluation": {"size": "perplexity", "every_steps": 1_000_000},
             "data": {"fold": True}, "seed": SEED})
-        recipe = Recipe(job, storage, settings=settings)
+        recipe = TimedRecipe(job, storage, settings=settings)
         summary = None
         t0 = time.monotonic()
         for event in recipe.run():
@@ -133,16 +141,35 @@ def run_ours(model: str, dataset_path: Path, fmt: str, batch_size: int, steps: i
         "real_tokens": recipe.train_tokens,
         "padded_tokens": recipe.padded_tokens,
         "train_seconds": recipe.elapsed,
+        "train_cpu_seconds": recipe.cpu_seconds,
         "wall_seconds": wall,
         "wall_note": "whole recipe run: data, model load, training, eval, save",
         "train_pairs_available": recipe.train.targets,
         "sequences": len(seqs),
+        "attention": recipe.attention,
         "summary_tokens_per_second": summary["tokens_per_second"],
         "final_loss": summary["final_loss"],
     }
     del recipe
     gc.collect()
     return result
+
+
+def _timed_recipe():
+    from handler.recipe import Recipe
+
+    class TimedRecipe(Recipe):
+        """The recipe, also counting the process's CPU time of each training step."""
+        cpu_seconds = 0.0
+
+        def _train_step(self, micro):
+            t0 = time.process_time()
+            try:
+                return super()._train_step(micro)
+            finally:
+                self.cpu_seconds += time.process_time() - t0
+
+    return TimedRecipe
 
 
 # -------------------------------------------------------------------- reference
@@ -181,16 +208,17 @@ def run_reference(model_dir: str, rows: list[dict], batch_size: int, steps: int)
             return super().training_step(*args, **kwargs)
 
     class StepTimer(TrainerCallback):
-        seconds = 0.0
+        seconds = cpu_seconds = 0.0
         steps = 0
-        _t0 = None
+        _t0 = _c0 = None
 
         def on_step_begin(self, args, state, control, **kw):
-            self._t0 = time.monotonic()
+            self._t0, self._c0 = time.monotonic(), time.process_time()
 
         def on_step_end(self, args, state, control, **kw):
             if self._t0 is not None:
                 self.seconds += time.monotonic() - self._t0
+                self.cpu_seconds += time.process_time() - self._c0
                 self.steps += 1
                 self._t0 = None
 
@@ -240,6 +268,7 @@ def run_reference(model_dir: str, rows: list[dict], batch_size: int, steps: int)
             "real_tokens": meter.real,
             "padded_tokens": meter.padded,
             "train_seconds": timer.seconds,
+            "train_cpu_seconds": timer.cpu_seconds,
             "wall_seconds": wall,
             "wall_note": "trainer.train() (training loop incl. batch fetching and logging)",
             "train_pairs_available": len(rows),
@@ -262,6 +291,7 @@ def derived(r: dict) -> dict:
         "real_tokens_per_pair": r["real_tokens"] / r["pairs"] if r["pairs"] else None,
         "real_tokens_per_second": r["real_tokens"] / secs if secs else None,
         "pairs_per_second": r["pairs"] / secs if secs else None,
+        "pairs_per_cpu_second": r["pairs"] / r["train_cpu_seconds"] if r["train_cpu_seconds"] else None,
     }
 
 
@@ -280,6 +310,8 @@ def print_report(info: dict, ours: dict, ref: dict, ratios: dict) -> None:
         ("training seconds (steps only)", "train_seconds", "{:.2f}"),
         ("real tokens / s", "real_tokens_per_second", "{:.1f}"),
         ("training pairs / s", "pairs_per_second", "{:.3f}"),
+        ("training CPU seconds (process)", "train_cpu_seconds", "{:.2f}"),
+        ("training pairs / CPU second", "pairs_per_cpu_second", "{:.3f}"),
         ("last step's training loss", "final_loss", "{:.4f}"),
     ]
     width = 32
@@ -292,7 +324,8 @@ def print_report(info: dict, ours: dict, ref: dict, ratios: dict) -> None:
     print(f"  batch size {info['batch_size']} pairs/step, {info['steps_requested']} steps requested, "
           f"device cpu, float32, torch threads {info['torch_threads']}")
     print(f"  OURS: preset {PRESET}, folded ({ours['sequences']} sequences for "
-          f"{ours['train_pairs_available']} pairs), length-packed micro-batches, torch AdamW")
+          f"{ours['train_pairs_available']} pairs), micro-batches by a token budget, each one "
+          f"packed row (attention {ours['attention']}), torch AdamW")
     fallback = (" (bitsandbytes has no paged optimizer on CPU: it fell back to non-paged)"
                 if ref["paged_fell_back_to_non_paged"] else "")
     print(f"  REFERENCE: SFTTrainer, pair-expanded prompt/completion rows, no packing, "
@@ -313,6 +346,8 @@ def print_report(info: dict, ours: dict, ref: dict, ratios: dict) -> None:
 
     print(f"OURS / REFERENCE  real tokens/s: {show(ratios['real_tokens_per_second'])}   "
           f"training pairs/s: {show(ratios['pairs_per_second'])}  <- effective speed-up")
+    print(f"                  training pairs per CPU second: {show(ratios['pairs_per_cpu_second'])}  "
+          "(the process's CPU time: less sensitive to other work on a shared machine)")
     print()
     print("Note: tokens/s is raw compute speed on non-padding tokens; pairs/s is what matters, "
           "since folding trains the same targets with fewer tokens (real tokens per pair), so "
@@ -372,6 +407,7 @@ def main(argv=None) -> int:
     ratios = {
         "real_tokens_per_second": ratio(ours["real_tokens_per_second"], ref["real_tokens_per_second"]),
         "pairs_per_second": ratio(ours["pairs_per_second"], ref["pairs_per_second"]),
+        "pairs_per_cpu_second": ratio(ours["pairs_per_cpu_second"], ref["pairs_per_cpu_second"]),
     }
     print_report(info, ours, ref, ratios)
 
@@ -381,7 +417,21 @@ def main(argv=None) -> int:
 
     print("JSON: " + json.dumps({"info": info, "ours": rounded(ours), "reference": rounded(ref),
                                  "ratios": rounded(ratios)}))
+    print(ratio_line(ratios, ours))
     return 0
+
+
+def ratio_line(ratios: dict, ours: dict) -> str:
+    """The last line: both ratios, and this recipe's padding as a fraction of its tokens.
+
+    >>> ratio_line({"pairs_per_second": 4.2, "real_tokens_per_second": 2.0},
+    ...            {"real_tokens": 990, "padded_tokens": 1000})
+    'ratio_pairs_per_s=4.20 ratio_tokens_per_s=2.00 padding=0.0100'
+    """
+    show = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
+    padding = 1 - ours["real_tokens"] / ours["padded_tokens"] if ours["padded_tokens"] else 0.0
+    return (f"ratio_pairs_per_s={show(ratios['pairs_per_second'])} "
+            f"ratio_tokens_per_s={show(ratios['real_tokens_per_second'])} padding={padding:.4f}")
 
 
 if __name__ == "__main__":

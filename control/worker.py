@@ -49,6 +49,11 @@ class SweepingWorker(Worker):
             db.session.rollback()
         finally:
             db.session.remove()
+        if self.stop_asked:
+            # SIGTERM came during one of the sweep's isolated steps (``sweep._isolated`` catches
+            # Exception, and RQ's StopRequested is one): an idle RQ worker stops only on that
+            # exception, so raise it again, or the worker would run on until SIGKILL.
+            raise StopRequested()
 
 
 def queues_for(which: str) -> list:

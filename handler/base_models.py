@@ -193,12 +193,23 @@ def load_model(location: str, name: str, method: str, token: str | None = None):
         model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
     model.config.use_cache = False
     if method == "qlora":
+        _keep_4bit_layers_differentiable(model)
         from peft import prepare_model_for_kbit_training
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=dev.type == "cuda")
     elif dev.type == "cuda":
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     return model
+
+
+def _keep_4bit_layers_differentiable(model) -> None:
+    """On a CPU with AVX512-BF16, bitsandbytes repacks a 4-bit layer for its inference kernel
+    the first time it runs in eval mode without grad (the validation loss, mid-training),
+    and keeps it so: that kernel has no backward, so the gradients through the frozen base
+    would be lost for the rest of the run. Training keeps the trainable layout."""
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
 
 
 def attach_lora(model, hp, seed: int):

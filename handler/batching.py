@@ -5,8 +5,9 @@ optimizer step, folded or not: each epoch's shuffled sequences are grouped into 
 that many targets, so folding changes the cost, not the optimisation. The loss of a step
 is the mean over all its target tokens (as with a token-normalised pair-expanded batch).
 
-Within a step, sequences are sorted by length and packed into micro-batches of at most
-``batch_size x max_seq_length`` padded tokens, so little compute goes to padding.
+Within a step, sequences are grouped into micro-batches of at most ``batch_size x
+max_seq_length`` real tokens, each packed into one row without padding
+(``handler/packing.py``).
 """
 from __future__ import annotations
 
@@ -59,21 +60,32 @@ def epoch_progress(steps: list[tuple[int, list[int]]]) -> list[float]:
     return out
 
 
+def token_budget(hp) -> int:
+    """Real tokens in one micro-batch of a job of hyperparameters ``hp``: ``batch_size``
+    sequences of the longest length, ``batch_size x max_seq_length``."""
+    return hp.batch_size * hp.max_seq_length
+
+
 def micro_batches(indices: list[int], lengths: list[int], token_budget: int) -> list[list[int]]:
-    """Pack a step's sequences, longest first, into micro-batches whose padded size
-    (rows x longest row) stays within ``token_budget``; a longer row gets its own batch.
+    """Group a step's sequences into micro-batches of at most ``token_budget`` real tokens
+    each (a micro-batch is one packed row, so it has no padding): first fit, longest first,
+    so few micro-batches; a sequence longer than the budget gets one of its own. Each
+    micro-batch lists its sequences longest first.
 
     >>> micro_batches([0, 1, 2, 3], [10, 50, 12, 48], token_budget=100)
     [[1, 3], [2, 0]]
+    >>> micro_batches([0, 1, 2, 3, 4], [60, 30, 30, 40, 150], token_budget=100)
+    [[4], [0, 3], [1, 2]]
     """
     batches: list[list[int]] = []
-    current: list[int] = []
+    room: list[int] = []
     for i in sorted(indices, key=lambda i: (-lengths[i], i)):
-        # Sorted longest first, so the batch's first row sets its padded width.
-        if current and (len(current) + 1) * lengths[current[0]] > token_budget:
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
+        for b, left in enumerate(room):
+            if lengths[i] <= left:
+                batches[b].append(i)
+                room[b] -= lengths[i]
+                break
+        else:
+            batches.append([i])
+            room.append(token_budget - lengths[i])
     return batches

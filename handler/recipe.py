@@ -26,11 +26,11 @@ from pathlib import Path
 
 import torch
 
-from handler import base_models, batching, checkpoint, outputs, training_data
+from handler import base_models, batching, checkpoint, outputs, packing, training_data
 from handler.evaluation import perplexity, stage
 from handler.control_signals import ControlSignals, stop_for
 from handler.heartbeat import beating
-from handler.losses import collate, token_losses
+from handler.training_step import train_step
 from handler.settings import HandlerSettings
 from shared.errors import CheckpointMismatch, ConfigError, Interrupted, Problem, TimeLimitReached
 from shared.events import EventStream
@@ -151,8 +151,8 @@ class Recipe:
 
     @property
     def _token_budget(self) -> int:
-        """Padded tokens in one micro-batch."""
-        return self.hp.batch_size * self.hp.max_seq_length
+        """Real tokens in one micro-batch, which is one packed row (no padding)."""
+        return batching.token_budget(self.hp)
 
     # ---------------------------------------------------------------- data
     def _prepare_data(self) -> Iterator[dict]:
@@ -170,6 +170,7 @@ class Recipe:
         base = base_models.load_model(self.model_location, self.job.base_model, self.job.method,
                                       self.settings.hf_token)
         self.model = base_models.attach_lora(base, self.hp, self.job.seed)
+        self.attention = packing.use_packed_attention(self.model, self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=self.hp.learning_rate,
                                            weight_decay=self.hp.weight_decay)
@@ -307,8 +308,8 @@ class Recipe:
             if self.device.type == "cuda":
                 record["gpu_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
             if self.val.sequences and (self.step % self._validation_every == 0 or self.step == self.total_steps):
-                val = perplexity.score(self.model, self.val, self.tokenizer.pad_token_id, self.device,
-                                       self._token_budget, limit=self.job.evaluation.validation_sample)
+                val = perplexity.score(self.model, self.val, self.device, self._token_budget,
+                                       limit=self.job.evaluation.validation_sample)
                 record["val_loss"], record["val_perplexity"] = round(val.loss, 6), round(val.perplexity, 4)
             self.metrics.append(record)
             yield self.events.make("metrics", **record)
@@ -326,23 +327,9 @@ class Recipe:
         return Interrupted(self.step, key)
 
     def _train_step(self, micro: list[list[int]]) -> tuple[float, float, int, int]:
-        self.model.train()
-        seqs = self.train.sequences
-        n_target_tokens = sum(seqs[i].target_tokens for batch in micro for i in batch)
-        loss_sum, real, padded = 0.0, 0, 0
-        for batch in micro:
-            ids, attn, mask = collate([seqs[i] for i in batch], self.tokenizer.pad_token_id,
-                                      self.device)
-            losses = token_losses(self.model, ids, attn, mask)
-            (losses.sum() / n_target_tokens).backward()
-            loss_sum += losses.detach().sum().item()
-            real += int(attn.sum())
-            padded += attn.numel()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.hp.max_grad_norm)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return loss_sum / n_target_tokens, float(grad_norm), real, padded
+        done = train_step(self.model, self.params, self.optimizer, self.scheduler,
+                          self.train.sequences, micro, self.device, self.hp.max_grad_norm)
+        return done.loss, done.grad_norm, done.real_tokens, done.row_tokens
 
     # ---------------------------------------------------------------- outputs
     def _save_outputs(self) -> Iterator[dict]:

@@ -32,6 +32,7 @@ SHARED_SETTINGS = ("MONITOR_INTERVAL_SECONDS", "RUNPOD_EXECUTION_TIMEOUT_S", "MA
                    "RECOVERY_BACKOFF_SECONDS", "STALL_MIN_SECONDS", "STALL_STEP_FACTOR",
                    "STALL_STAGE_SECONDS", "PROVISIONING_TIMEOUT_SECONDS", "SWEEP_INTERVAL_SECONDS",
                    "SWEEP_GRACE_SECONDS", "PUBLIC_BASE_URL", "COMPLETION_WEBHOOK")
+REGISTER_S = 120          # how long a started RQ worker may take to register (a deadline only)
 
 
 # ------------------------------------------------------------------ failure reports
@@ -154,14 +155,15 @@ class RQWorkerProcess:
         self.starts += 1
         self.name = None
         queue, conn = get_queue(), redis_connection()
-        deadline = time.monotonic() + 60
+        # A few seconds; ~10 s when another xdist worker keeps the CPU busy (it imports the app).
+        deadline = time.monotonic() + REGISTER_S
         while self.name is None:
             self.assert_alive()
             mine = [w for w in Worker.all(connection=conn, queue=queue) if w.pid == self.proc.pid]
             if mine:
                 self.name = mine[0].name
             elif time.monotonic() > deadline:
-                pytest.fail(f"the RQ worker did not register in 60 s; its log:\n{self.tail()}")
+                pytest.fail(f"the RQ worker did not register in {REGISTER_S} s; its log:\n{self.tail()}")
             else:
                 time.sleep(0.2)
         return self

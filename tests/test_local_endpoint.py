@@ -33,6 +33,10 @@ from control.local_endpoint.server import create_app  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS = Path(__file__).parent / "workers"
 FAST_WORKER_ENV = {"RUNPOD_PING_INTERVAL": "1000"}
+# How long to wait for what takes a second or two on an idle machine (a worker starting, a job
+# being taken, a process exiting): generous, since under ``make test`` another xdist worker
+# keeps both cores busy. It bounds waits for conditions only; passing never waits it out.
+PATIENCE_S = 60.0
 
 
 def worker(name: str) -> list[str]:
@@ -73,19 +77,21 @@ def test_long_polls_wake_up_on_change():
     started = time.monotonic()
     assert store.take("w1", wait_s=0.2) == []
     assert time.monotonic() - started >= 0.19
+    # Each wait could last 20 s; woken by the change 0.1 s in, it ends well before (a loaded
+    # machine may be slow to run the timer thread, hence 10 s, not 0.1 s).
     threading.Timer(0.1, lambda: store.submit({})).start()
     started = time.monotonic()
-    [taken] = store.take("w1", wait_s=5)
-    assert time.monotonic() - started < 2
+    [taken] = store.take("w1", wait_s=20)
+    assert time.monotonic() - started < 10
     job_id = taken["id"]
     threading.Timer(0.1, lambda: store.add_chunk("w1", job_id, {"output": "x"})).start()
     started = time.monotonic()
-    assert store.read_stream(job_id, wait_s=5)["stream"] == [{"output": "x"}]
-    assert time.monotonic() - started < 2
+    assert store.read_stream(job_id, wait_s=20)["stream"] == [{"output": "x"}]
+    assert time.monotonic() - started < 10
     threading.Timer(0.1, lambda: store.drain("w1")).start()
     started = time.monotonic()
-    store.wait_stop("w1", 5)                                       # the SDK's stop channel
-    assert time.monotonic() - started < 2
+    store.wait_stop("w1", 20)                                      # the SDK's stop channel
+    assert time.monotonic() - started < 10
 
 
 def test_an_error_result_fails_the_job():
@@ -343,7 +349,7 @@ def endpoint(tmp_path_factory):
 @pytest.fixture
 def client(endpoint):
     """``runpod.Endpoint`` on the endpoint, once both workers are idle."""
-    endpoint.wait_idle(timeout_s=30)
+    endpoint.wait_idle(timeout_s=PATIENCE_S)
     saved = runpod.endpoint_url_base
     runpod.endpoint_url_base = endpoint.base_url
     try:
@@ -360,7 +366,7 @@ def stream_of(client, job_id: str) -> dict:
     return client.rp_client.get(f"{client.endpoint_id}/stream/{job_id}")
 
 
-def wait_for(client, job_id: str, *statuses: str, timeout: float = 20) -> dict:
+def wait_for(client, job_id: str, *statuses: str, timeout: float = PATIENCE_S) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         body = status_of(client, job_id)
@@ -370,7 +376,7 @@ def wait_for(client, job_id: str, *statuses: str, timeout: float = 20) -> dict:
         time.sleep(0.05)
 
 
-def worker_running(client, job_id: str, timeout: float = 20) -> dict:
+def worker_running(client, job_id: str, timeout: float = PATIENCE_S) -> dict:
     """The ``/health`` pool entry of the worker running the job."""
     deadline = time.monotonic() + timeout
     while True:
@@ -379,6 +385,19 @@ def worker_running(client, job_id: str, timeout: float = 20) -> dict:
                 return entry
         assert time.monotonic() < deadline, f"no worker runs {job_id}"
         time.sleep(0.05)
+
+
+def first_chunks(client, job_id: str, timeout: float = PATIENCE_S) -> list:
+    """The stream's first chunks, once the handler has yielded one: it is really running
+    (the SDK takes a job, and shows as its worker's ``jobId``, before calling the handler;
+    on a loaded machine, seconds before)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body = stream_of(client, job_id)
+        if body["stream"]:
+            return body["stream"]
+        assert body["status"] == IN_PROGRESS and time.monotonic() < deadline, \
+            f"no chunk from {job_id} after {timeout} s: {body}"
 
 
 def group_members(pgid: int) -> list[int]:
@@ -394,7 +413,7 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def wait_gone(pid: int, timeout: float = 15) -> None:
+def wait_gone(pid: int, timeout: float = PATIENCE_S) -> None:
     """Until the process group ``pid`` led is empty (the SDK's heartbeat process included)."""
     deadline = time.monotonic() + timeout
     while group_members(pid):
@@ -495,6 +514,7 @@ def test_cancel_and_purge_queued_jobs(client, tmp_path):
 def test_cancelling_a_running_job_stops_and_replaces_its_worker(client, endpoint):
     job = client.run({"count": 1000, "sleep": 0.05})
     victim = worker_running(client, job.job_id)
+    assert first_chunks(client, job.job_id)[0]["output"]["i"] == 0    # the handler runs
     assert job.cancel() == {"id": job.job_id, "status": CANCELLED}
     wait_gone(victim["pid"])
     # The handler saw SIGTERM and stopped after its step (the real one checkpoints there).
@@ -502,7 +522,7 @@ def test_cancelling_a_running_job_stops_and_replaces_its_worker(client, endpoint
     stream = stream_of(client, job.job_id)
     assert stream["status"] == CANCELLED and stream_of(client, job.job_id)["stream"] == []
     assert status_of(client, job.job_id)["status"] == CANCELLED
-    pool = endpoint.wait_idle(2, timeout_s=30)         # a replacement came up
+    pool = endpoint.wait_idle(2, timeout_s=PATIENCE_S)  # a replacement came up
     assert victim["id"] not in {w["id"] for w in pool}
     assert all(w["alive"] for w in pool)
     after = client.run({"count": 2})
@@ -513,14 +533,15 @@ def test_cancelling_a_running_job_stops_and_replaces_its_worker(client, endpoint
 def test_a_killed_worker_fails_its_job_and_is_replaced(client, endpoint):
     job = client.run({"count": 1000, "sleep": 0.05})
     victim = worker_running(client, job.job_id)
-    assert stream_of(client, job.job_id)["stream"]     # it is really running
+    assert first_chunks(client, job.job_id)            # it is really running
     os.kill(victim["pid"], signal.SIGKILL)             # RunPod reclaims the spot GPU
     status = wait_for(client, job.job_id, FAILED, COMPLETED, CANCELLED)
     assert status["status"] == FAILED
     assert status["error"].startswith("worker lost") and "SIGKILL" in status["error"]
     assert victim["id"] in status["error"]
-    wait_gone(victim["pid"], timeout=5)                # its orphaned heartbeat process too
-    pool = endpoint.wait_idle(2, timeout_s=30)
+    wait_gone(victim["pid"], timeout=15)               # its orphaned heartbeat process too (SIGKILLed
+                                                       # with the group before the job failed)
+    pool = endpoint.wait_idle(2, timeout_s=PATIENCE_S)
     assert victim["id"] not in {w["id"] for w in pool}
     nxt = client.run({"count": 2})
     assert wait_for(client, nxt.job_id, COMPLETED, FAILED)["status"] == COMPLETED
@@ -528,13 +549,14 @@ def test_a_killed_worker_fails_its_job_and_is_replaced(client, endpoint):
 
 @pytest.mark.slow
 def test_an_execution_timeout_times_the_job_out_and_replaces_the_worker(client, endpoint):
+    # 3 s: long enough to see the worker take it on a loaded machine, far short of its 50 s.
     job = client.run({"input": {"count": 1000, "sleep": 0.05},
-                      "policy": {"executionTimeout": 1000}})
+                      "policy": {"executionTimeout": 3000}})
     victim = worker_running(client, job.job_id)
     status = wait_for(client, job.job_id, TIMED_OUT, FAILED, COMPLETED)
     assert status["status"] == TIMED_OUT and "execution timeout" in status["error"]
     wait_gone(victim["pid"])
-    assert victim["id"] not in {w["id"] for w in endpoint.wait_idle(2, timeout_s=30)}
+    assert victim["id"] not in {w["id"] for w in endpoint.wait_idle(2, timeout_s=PATIENCE_S)}
 
 
 @pytest.mark.slow
@@ -545,7 +567,7 @@ def test_the_asyncio_client(client):
         async with ClientSession() as session:
             ep = runpod.AsyncioEndpoint(client.endpoint_id, session, api_key="anything")
             job = await ep.run({"count": 2})
-            assert await job.output(timeout=20) == []
+            assert await job.output(timeout=PATIENCE_S) == []
             assert await job.status() == COMPLETED
             assert "pool" in await ep.health()
 
@@ -576,8 +598,8 @@ def test_the_api_key_is_required_when_set(keyed):
     reply = requests.post(f"{keyed.base_url}/keyed/run", json={"input": {}}, timeout=5)
     assert reply.status_code == 401 and "api key" in reply.json()["error"]
     ep = runpod.Endpoint("keyed", api_key="sekret")
-    keyed.wait_idle(timeout_s=30)                      # the worker authenticated too
-    output = ep.run_sync({"echo": [1, "two"]}, timeout=30)
+    keyed.wait_idle(timeout_s=PATIENCE_S)              # the worker authenticated too
+    output = ep.run_sync({"echo": [1, "two"]}, timeout=PATIENCE_S)
     assert output["echo"] == [1, "two"]
     failing = ep.run({"echo": 1, "raise": True})
     status = wait_for(ep, failing.job_id, FAILED, COMPLETED)
@@ -606,7 +628,7 @@ def test_the_endpoint_command_serves_until_sigint(tmp_path):
         try:
             ep = runpod.Endpoint("cli", api_key="x")
             job = ep.run({"count": 2})
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + PATIENCE_S       # its worker starts meanwhile
             while job.status() != COMPLETED:
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
@@ -614,9 +636,9 @@ def test_the_endpoint_command_serves_until_sigint(tmp_path):
         finally:
             runpod.endpoint_url_base = saved
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 0
+        assert proc.wait(timeout=PATIENCE_S) == 0
         for pid in pids:
-            wait_gone(pid, timeout=1)
+            wait_gone(pid, timeout=10)                     # it stopped them before exiting
     finally:
         if proc.poll() is None:
             proc.kill()

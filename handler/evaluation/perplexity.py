@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import torch
 
 from handler import batching
-from handler.losses import collate, token_losses
+from handler.losses import packed_losses
+from handler.packing import pack
 from handler.tokenization import EncodedSplit
 from shared.evaluation.statistics import perplexity_improvement
 
@@ -37,19 +38,18 @@ def improvement_pct(base: Evaluation, trained: Evaluation) -> float:
 
 
 @torch.no_grad()
-def score(model, split: EncodedSplit, pad_id: int, device, token_budget: int,
+def score(model, split: EncodedSplit, device, token_budget: int,
           limit: int | None = None) -> Evaluation:
-    """Mean loss over the split's target tokens (its first ``limit`` sequences), in
-    micro-batches of ``token_budget``, and each conversation's summed loss."""
+    """Mean loss over the split's target tokens (its first ``limit`` sequences), in packed
+    micro-batches of ``token_budget`` tokens, and each conversation's summed loss."""
     was_training = model.training
     model.eval()
     seqs = split.sequences[:limit] if limit else split.sequences
     sums: dict[str, list] = defaultdict(lambda: [0.0, 0])
     for batch in batching.micro_batches(list(range(len(seqs))), [len(s) for s in seqs], token_budget):
-        ids, attn, mask = collate([seqs[i] for i in batch], pad_id, device)
-        losses = token_losses(model, ids, attn, mask).double()
-        counts = mask[:, 1:].sum(dim=1).tolist()
-        for i, part in zip(batch, torch.split(losses, counts)):
+        row = pack([seqs[i] for i in batch], device)
+        losses = packed_losses(model, row).double()
+        for i, part in zip(batch, torch.split(losses, row.predicted_per_sequence())):
             entry = sums[seqs[i].conversation_id]
             entry[0] += part.sum().item()
             entry[1] += part.numel()
@@ -65,13 +65,13 @@ def scored_split(train: EncodedSplit, val: EncodedSplit) -> EncodedSplit:
     return val if val.sequences else train
 
 
-def base_and_trained(model, train: EncodedSplit, val: EncodedSplit, pad_id: int, device,
+def base_and_trained(model, train: EncodedSplit, val: EncodedSplit, device,
                      token_budget: int) -> tuple[Evaluation, Evaluation]:
     """The scored split with the adapter off, then on."""
     split = scored_split(train, val)
     with model.disable_adapter():
-        base = score(model, split, pad_id, device, token_budget)
-    return base, score(model, split, pad_id, device, token_budget)
+        base = score(model, split, device, token_budget)
+    return base, score(model, split, device, token_budget)
 
 
 def report(train: EncodedSplit, val: EncodedSplit, base: Evaluation, trained: Evaluation) -> dict:

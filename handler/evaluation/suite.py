@@ -87,8 +87,7 @@ class SuiteRun:
     # ---------------------------------------------------------------- the parts
     def _perplexity(self) -> dict:
         base, trained = perplexity.base_and_trained(self.model, self.data.train, self.data.val,
-                                                    self.tokenizer.pad_token_id, self.device,
-                                                    self.token_budget)
+                                                    self.device, self.token_budget)
         return perplexity.report(self.data.train, self.data.val, base, trained)
 
     def _answers(self, cases: list[prompts.Case]) -> dict:

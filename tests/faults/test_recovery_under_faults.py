@@ -10,6 +10,7 @@ import os
 import random
 import signal
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ import pytest
 import torch
 
 from control.extensions import db
+from control.local_endpoint.job import FAILED, FINAL_STATES
 from control.models import JobAttempt, MetricPoint, TrainingJob
 
 pytestmark = pytest.mark.slow
@@ -28,6 +30,9 @@ SETTINGS = {"num_epochs": 10, "max_steps": STEPS, "batch_size": 2, "gradient_acc
 
 
 EVALUATION = {"size": "perplexity"}      # the faults are in training: no answers generated
+# What is left of a job once its faults are over: the rest of its 60 steps, its evaluation and
+# report. About a minute and a half with another xdist worker loading both cores; a deadline only.
+FINISH_S = 600
 
 
 def _start_job(system, make_user, small_sample, tiny_model_dir, **settings) -> str:
@@ -117,7 +122,7 @@ def test_a_job_survives_its_worker_killed_three_times_and_stopped_once(
     start = _job(job_id).current_step or 0
     attempt = _wait("training", _training(job_id, past_step=start + 2), live_system)
     os.kill(_busy_worker_pid(live_system), signal.SIGTERM)          # a planned shutdown
-    _wait("completed", lambda: _job(job_id).status == "completed", live_system, timeout_s=300)
+    _wait("completed", lambda: _job(job_id).status == "completed", live_system, timeout_s=FINISH_S)
 
     job = _assert_like_an_uninterrupted_run(job_id, reference_adapter,
                                             live_system.app.config["STORAGE_ENV"]["STORAGE_LOCAL_ROOT"])
@@ -146,17 +151,22 @@ def _drop_postgres_connections(app) -> int:
     return len(rows)
 
 
-def _storage_outage(root: str, seconds: float) -> None:
-    """The store's root is gone (an unmounted volume) for ``seconds``, then back as it was."""
+@contextmanager
+def _storage_down(root: str):
+    """The store's root is gone (an unmounted volume) inside the block, then back as it was."""
     root_path = Path(root)
     away = root_path.with_name(root_path.name + ".away")
     root_path.rename(away)
     root_path.write_text("storage is down")
     try:
-        time.sleep(seconds)
+        yield
     finally:
         root_path.unlink()
         away.rename(root_path)
+
+
+def _endpoint_status(system, runpod_job_id: str) -> str:
+    return system.endpoint.store.status(runpod_job_id)["status"]
 
 
 def test_a_job_survives_storage_its_monitor_redis_and_postgres_failing(
@@ -166,7 +176,15 @@ def test_a_job_survives_storage_its_monitor_redis_and_postgres_failing(
     job_id = _start_job(live_system, make_user, small_sample, tiny_model_dir)
 
     attempt = _wait("training", _training(job_id, past_step=3), live_system)
-    _storage_outage(root, seconds=6)                               # longer than the worker's patience
+    runpod_job_id = _job(job_id).current_attempt.runpod_job_id
+    # Down until the attempt gives up on it: its next checkpoint (every 5 steps) finds storage
+    # gone for longer than the worker's patience (2 s). Not a fixed outage: on a loaded CPU
+    # 5 steps take 10 s or more, and a shorter outage than that may fall between checkpoints.
+    with _storage_down(root):
+        _wait("the attempt failing on storage",
+              lambda: _endpoint_status(live_system, runpod_job_id) in FINAL_STATES, live_system)
+    ended = live_system.endpoint.store.status(runpod_job_id)
+    assert ended["status"] == FAILED, ended                        # the outage failed it
     _wait("training on a new attempt", _new_step_after(job_id, attempt), live_system)
 
     live_system.worker.kill()                                      # the monitor's worker dies...
@@ -174,7 +192,7 @@ def test_a_job_survives_storage_its_monitor_redis_and_postgres_failing(
     redis_server.restart(down_s=2)                                 # every queued task is gone
     assert _drop_postgres_connections(app) >= 1                    # and every database connection
 
-    _wait("completed", lambda: _job(job_id).status == "completed", live_system, timeout_s=300)
+    _wait("completed", lambda: _job(job_id).status == "completed", live_system, timeout_s=FINISH_S)
     job = _assert_like_an_uninterrupted_run(job_id, reference_adapter, root)
     storage_failures = [a for a in job.attempts if a.error and a.error.get("type") == "storage"]
     assert storage_failures, [a.to_dict() for a in job.attempts]     # the outage cost an attempt
@@ -207,7 +225,7 @@ def test_a_hung_worker_is_marked_stalled_then_replaced(
             os.kill(frozen, signal.SIGCONT)
         except ProcessLookupError:
             pass
-    _wait("completed", lambda: _job(job_id).status == "completed", live_system, timeout_s=300)
+    _wait("completed", lambda: _job(job_id).status == "completed", live_system, timeout_s=FINISH_S)
     job = _assert_like_an_uninterrupted_run(job_id, reference_adapter,
                                             live_system.app.config["STORAGE_ENV"]["STORAGE_LOCAL_ROOT"])
     [interruption] = job.to_dict()["interruptions"]
