@@ -92,7 +92,9 @@ def alerts_request(form) -> tuple[BudgetAlerts | None, list[str]]:
 
 
 # ---------------------------------------------------------------------- the page
-def _month():
+def month_from_query():
+    """The ``?month=YYYY-MM`` of a page (budget, team), or None for this month; a bad one is
+    flashed and this month shown."""
     try:
         query = MonthQuery.model_validate(request.args.to_dict(), strict=False)
     except ValidationError as exc:
@@ -102,7 +104,7 @@ def _month():
 
 
 def _page(status: int = 200, **forms):
-    figures = budgets.for_viewer(budgets.monthly(_month()), g.user)
+    figures = budgets.for_viewer(budgets.monthly(month_from_query()), g.user)
     settings = budgets.alert_settings()
     rows = settings["alerts"] + [{"percent": "", "channels": []}] * (MAX_THRESHOLDS - len(settings["alerts"]))
     biggest = max((d["spent_usd"] for d in figures["by_day"]), default=0.0)
@@ -127,7 +129,7 @@ def budget_page():
 def budget_csv():
     """The month's jobs for accounting (admins), as the API's ``monthly.csv``."""
     _admins_only("export every job's spend")
-    month, body = budgets.monthly_csv(_month())
+    month, body = budgets.monthly_csv(month_from_query())
     return Response(body, mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="brightrun-spend-{month}.csv"'})
 

@@ -4,24 +4,14 @@ for an earlier month. Each person's spend is shown to admins and to that person 
 budget page); the rules are ``services/team.py``'s and ``spending``'s."""
 from __future__ import annotations
 
-from flask import flash, g, render_template, request
-from pydantic import ValidationError
+from flask import g, render_template
 
 from control.console.blueprint import bp
-from control.schemas.money import MonthQuery
-from control.services import spending, team
-
-
-def _month():
-    try:
-        query = MonthQuery.model_validate(request.args.to_dict(), strict=False)
-    except ValidationError as exc:
-        flash(f"Month: {exc.errors()[0]['msg']}; showing this month.", "error")
-        return None
-    return spending.parse_month(query.month) if query.month else None
+from control.console.budget import month_from_query
+from control.services import team
 
 
 @bp.get("/team")
 def team_page():
-    view = team.for_viewer(team.month_view(_month()), g.user)
+    view = team.for_viewer(team.month_view(month_from_query()), g.user)
     return render_template("console/team.html", view=view)

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from control.extensions import db
 from control.models import AUDIT_ACTIONS, AuditEntry, User, iso
+from control.services.formatting import spreadsheet_cell
 
 SYSTEM = "system"
 MAX_EXPORT = 10_000         # rows of one CSV export
@@ -86,16 +87,6 @@ def for_job(job_id: str, limit: int = 200) -> list[AuditEntry]:
     return entries(job_id=job_id, limit=limit)
 
 
-def _cell(text: str) -> str:
-    """Text a spreadsheet shows as text, never runs: a leading ``= + - @`` (or a tab or a
-    carriage return) would make it a formula.
-
-    >>> _cell("=HYPERLINK(1)"), _cell("job.started"), _cell("-1+2")
-    ("'=HYPERLINK(1)", 'job.started', "'-1+2")
-    """
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def csv_text(rows: list[AuditEntry]) -> str:
     """The entries as CSV, one a row as given, every text cell guarded against formulas."""
     buf = io.StringIO()
@@ -103,9 +94,9 @@ def csv_text(rows: list[AuditEntry]) -> str:
     writer.writerow(CSV_FIELDS)
     for e in rows:
         details = json_text(e.details)
-        writer.writerow([e.id, iso(e.at), _cell(e.actor_email or SYSTEM), e.action, _cell(e.target_type or ""),
-                         _cell(e.target_id or ""), _cell(e.training_job_id or ""), _cell(details),
-                         _cell(e.client_address or "")])
+        writer.writerow([e.id, iso(e.at), spreadsheet_cell(e.actor_email or SYSTEM), e.action, spreadsheet_cell(e.target_type or ""),
+                         spreadsheet_cell(e.target_id or ""), spreadsheet_cell(e.training_job_id or ""), spreadsheet_cell(details),
+                         spreadsheet_cell(e.client_address or "")])
     return buf.getvalue()
 
 

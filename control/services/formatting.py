@@ -1,6 +1,6 @@
 """Money and durations as people read them: the console's template filters and the
 notifications' messages both say them this way (the validation report has its own style,
-``report/render.py``)."""
+``report/render.py``); and text as a spreadsheet must show it (every CSV export)."""
 from __future__ import annotations
 
 
@@ -39,3 +39,19 @@ def minutes(value) -> str:
     ('24 s', '12 min 15 s', '2 h 15 min', '—')
     """
     return "—" if value is None else seconds(float(value) * 60)
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(text: str | None) -> str:
+    """Text a spreadsheet shows as text, never runs: a leading ``= + - @`` (or a tab or a
+    carriage return) would make it a formula, so it gets a leading ``'``.
+
+    >>> spreadsheet_cell("=HYPERLINK(1)"), spreadsheet_cell("+1"), spreadsheet_cell("-2")
+    ("'=HYPERLINK(1)", "'+1", "'-2")
+    >>> spreadsheet_cell("@SUM(A1)"), spreadsheet_cell("run 1"), spreadsheet_cell(None)
+    ("'@SUM(A1)", 'run 1', '')
+    """
+    text = text or ""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text

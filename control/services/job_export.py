@@ -19,6 +19,7 @@ from control.extensions import db
 from control.models import TrainingFile, TrainingJob, User
 from control.models.types import iso
 from control.schemas import EXPORT_MAX_ROWS, JobListQuery
+from control.services.formatting import spreadsheet_cell
 from control.services.training_jobs import SORTS, matching
 
 MAX_ROWS = EXPORT_MAX_ROWS
@@ -26,7 +27,6 @@ COLUMNS = ("id", "name", "status", "preset", "training_file_id", "dataset", "tag
            "created_at", "started_at", "completed_at", "duration_minutes", "estimated_cost_usd",
            "cost_usd", "perplexity_gain_pct", "delivery_status", "base_model", "method", "gpu_type",
            "gpu_pricing_tier")
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -38,16 +38,6 @@ class Export:
     @property
     def truncated(self) -> bool:
         return self.rows < self.total
-
-
-def cell(text: str | None) -> str:
-    """Text a spreadsheet shows as text, never runs as a formula.
-
-    >>> cell("=HYPERLINK(\\"http://x\\")"), cell("+1"), cell("-2"), cell("@SUM(A1)"), cell("run 1"), cell(None)
-    ('\\'=HYPERLINK("http://x")', "'+1", "'-2", "'@SUM(A1)", 'run 1', '')
-    """
-    text = text or ""
-    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
 
 
 def dollars(value: float | None) -> str:
@@ -68,8 +58,9 @@ def number(value: float | None, places: int) -> str:
 
 def csv_row(job, email: str | None, filename: str | None) -> list[str]:
     """One job's row, in ``COLUMNS`` order."""
-    return [job.id, cell(job.name), job.status, job.preset, job.training_file_id, cell(filename),
-            cell("; ".join(job.tags or ())), cell(email or job.created_by), iso(job.created_at),
+    text = spreadsheet_cell
+    return [job.id, text(job.name), job.status, job.preset, job.training_file_id, text(filename),
+            text("; ".join(job.tags or ())), text(email or job.created_by), iso(job.created_at),
             iso(job.started_at) or "", iso(job.completed_at) or "", number(job.actual_duration_minutes, 1),
             dollars(job.cost_estimate), dollars(job.actual_cost), number(job.perplexity_gain_pct, 2),
             job.delivery_status or "", job.base_model, job.method, job.gpu_type, job.gpu_pricing_tier]

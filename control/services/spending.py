@@ -34,6 +34,7 @@ from sqlalchemy import case, func, select
 
 from control.extensions import db
 from control.models import JobStatus, TrainingJob, User, iso
+from control.services.formatting import spreadsheet_cell
 
 #: Still to be paid for: started and not ended, or waiting for an admin's approval.
 COMMITTING = frozenset(JobStatus.active()) | {JobStatus.AWAITING_APPROVAL}
@@ -207,15 +208,6 @@ def summary(rows: list[JobSpend], limit: float, start: datetime, now: datetime) 
 
 
 # ---------------------------------------------------------------------- the accounting CSV
-def _cell(text: str) -> str:
-    """Text a spreadsheet shows as text: a leading ``= + - @`` would make it a formula.
-
-    >>> _cell("=HYPERLINK(1)"), _cell("run 1")
-    ("'=HYPERLINK(1)", 'run 1')
-    """
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def csv_text(rows: list[JobSpend]) -> str:
     """One row per job, oldest first, then a total row whose actual cost is ``spent``: the
     dashboard's figure for the month, to the same hundredth of a cent."""
@@ -223,7 +215,7 @@ def csv_text(rows: list[JobSpend]) -> str:
     writer = csv.writer(buf)
     writer.writerow(CSV_FIELDS)
     for r in sorted(rows, key=lambda r: (r.created_at, r.id)):
-        writer.writerow([r.id, _cell(r.name), _cell(r.owner), _cell("; ".join(r.tags)), iso(r.created_at),
+        writer.writerow([r.id, spreadsheet_cell(r.name), spreadsheet_cell(r.owner), spreadsheet_cell("; ".join(r.tags)), iso(r.created_at),
                          r.status, "" if r.estimate is None else dollars(r.estimate), dollars(r.actual)])
     writer.writerow(["total", f"{len(rows)} jobs", "", "", "", "",
                      dollars(sum(r.estimate or 0.0 for r in rows)), spent(rows)])
